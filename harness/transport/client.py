@@ -1,0 +1,58 @@
+"""OCPP-J websocket client: the harness (or the station simulator) as charging station."""
+
+from __future__ import annotations
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from ..ocpp import schemas
+from ..ocpp.connection import OcppConnection
+from ..ocpp.trace import Trace
+from .security import SecurityProfile
+
+
+class HandshakeRefused(Exception):
+    """The back end refused the websocket upgrade (HTTP status and body in the message)."""
+
+    def __init__(self, status: int, body: str):
+        super().__init__(f"handshake refused: HTTP {status} {body.strip()}")
+        self.status = status
+        self.body = body
+
+
+async def connect_station(
+    base_url: str,
+    station_id: str,
+    versions: tuple[str, ...],
+    trace: Trace,
+    security: SecurityProfile | None = None,
+    open_timeout: float = 10.0,
+) -> OcppConnection:
+    """Open `base_url/<station_id>` offering the given OCPP versions, in preference order."""
+    security = security or SecurityProfile()
+    url = f"{base_url.rstrip('/')}/{station_id}"
+    headers = {}
+    auth = security.authorization_header()
+    if auth:
+        headers["Authorization"] = auth
+    try:
+        ws = await connect(
+            url,
+            subprotocols=[schemas.SUBPROTOCOLS[v] for v in versions],  # type: ignore[misc]
+            additional_headers=headers,
+            ssl=security.ssl_context if url.startswith("wss:") else None,
+            open_timeout=open_timeout,
+            ping_interval=None,
+            max_size=2**22,
+            compression=None,
+        )
+    except InvalidStatus as exc:
+        body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+        trace.event(station_id, f"handshake refused by back end: HTTP {exc.response.status_code} {body.strip()}", "REFUSED")
+        raise HandshakeRefused(exc.response.status_code, body) from None
+    if ws.subprotocol is None or str(ws.subprotocol) not in schemas.VERSION_OF_SUBPROTOCOL:
+        await ws.close()
+        raise HandshakeRefused(0, f"back end selected no supported subprotocol ({ws.subprotocol!r})")
+    version = schemas.VERSION_OF_SUBPROTOCOL[str(ws.subprotocol)]
+    trace.event(station_id, f"connected to {url}, subprotocol {ws.subprotocol}", "CONNECT")
+    return OcppConnection(ws, version, trace, peer=station_id).start()
