@@ -1,0 +1,105 @@
+"""Fault catalogues of the reference simulators.
+
+A fault is a realistic vendor bug that breaks exactly ONE behaviour; every test case names
+the faults it must catch, and `charger-harness mutants` checks it does. The station
+catalogue lives here; the CSMS catalogue is filled in `harness.sim.csms_faults` and looked
+up lazily so neither simulator imports the other.
+"""
+
+from __future__ import annotations
+
+from .api import Fault, UnknownFault
+
+_BOTH = ("1.6", "2.0.1")
+_V16 = ("1.6",)
+_V201 = ("2.0.1",)
+
+
+def _cs(name: str, versions: tuple[str, ...], description: str) -> tuple[str, Fault]:
+    return name, Fault(name, "cs", versions, description)
+
+
+STATION_FAULTS: dict[str, Fault] = dict([
+    # --- provisioning / boot -------------------------------------------------------------
+    _cs("boot_ignores_interval", _BOTH,
+        "Heartbeats at its built-in default interval instead of the interval in the accepted BootNotification response."),
+    _cs("pending_sends_status", _BOTH,
+        "Sends StatusNotification for its connectors while its registration is Pending."),
+    _cs("rejected_retries_immediately", _BOTH,
+        "After a Rejected BootNotification retries within half a second, ignoring the retry interval."),
+    _cs("no_status_after_boot", _BOTH,
+        "Sends no StatusNotification for its connectors after the BootNotification is accepted."),
+    _cs("garbage_heartbeat", _BOTH,
+        "Sends a truncated, non-JSON frame instead of its first Heartbeat."),
+    # --- authorization / transactions ----------------------------------------------------
+    _cs("authorize_invalid_still_starts", _BOTH,
+        "Starts a transaction although Authorize answered Invalid/Blocked/Unknown for the token."),
+    _cs("tx_seqno_skips", _V201,
+        "TransactionEvent seqNo jumps by 2 after the Started event."),
+    _cs("tx_id_changes", _BOTH,
+        "Reports a different transactionId after the start (2.0.1 Updated/Ended; 1.6 MeterValues/StopTransaction)."),
+    _cs("no_ended_on_unplug", _V201,
+        "Sends no TransactionEvent Ended when the cable is unplugged during a transaction."),
+    _cs("no_stop_transaction_on_unplug", _V16,
+        "Sends no StopTransaction when the cable is unplugged during a transaction."),
+    _cs("drops_connection_in_tx", _BOTH,
+        "Drops the websocket abnormally (no close frame) about one second after a transaction starts."),
+    # --- metering ------------------------------------------------------------------------
+    _cs("meter_missing_soc", _BOTH,
+        "Leaves the SoC measurand out of meter values even when it is configured."),
+    _cs("meter_power_in_kw", _BOTH,
+        "Reports Power.Active.Import in kW while labelling the unit W (value 1000x too small)."),
+    _cs("meter_energy_decreases", _BOTH,
+        "The Energy.Active.Import.Register it reports goes backwards during a transaction."),
+    # --- CSMS-initiated operations ---------------------------------------------------------
+    _cs("remote_start_ignored", _BOTH,
+        "Answers RequestStartTransaction/RemoteStartTransaction Accepted but never starts a transaction."),
+    _cs("remote_stop_ignored", _BOTH,
+        "Answers RequestStopTransaction/RemoteStopTransaction Accepted but never stops the transaction."),
+    _cs("set_variable_not_applied", _BOTH,
+        "Answers SetVariables/ChangeConfiguration Accepted but keeps the old value."),
+    _cs("unknown_config_key_accepted", _BOTH,
+        "Answers Accepted when asked to set an unknown variable/configuration key (should be UnknownVariable/NotSupported)."),
+    _cs("reset_no_reboot", _BOTH,
+        "Answers Reset Accepted but never reboots."),
+    _cs("trigger_ignored", _BOTH,
+        "Answers TriggerMessage Accepted but never sends the requested message."),
+    # --- RPC framework ---------------------------------------------------------------------
+    _cs("unknown_action_callresult", _BOTH,
+        "Answers a CALL with an unknown action with an empty CALLRESULT instead of CALLERROR NotImplemented."),
+    _cs("bad_payload_accepted", _BOTH,
+        "Answers a schema-invalid request with a normal CALLRESULT instead of a CALLERROR."),
+    _cs("hangs_on_call", _BOTH,
+        "Stops answering CSMS-initiated CALLs (its own CALLs keep flowing)."),
+    _cs("wrong_response_id", _BOTH,
+        "Answers CSMS-initiated CALLs with a message id that does not match the CALL."),
+    _cs("invalid_status_enum", _BOTH,
+        "Reports connector status with a value outside the schema enum ('Free' instead of 'Available')."),
+])
+
+# Filled by harness.sim.csms_faults (owned by the CSMS simulator); kept empty here on purpose.
+CSMS_FAULTS: dict[str, Fault] = {}
+
+
+def _catalogue(target: str) -> dict[str, Fault]:
+    if target == "cs":
+        return STATION_FAULTS
+    if target == "csms":
+        try:
+            from .csms_faults import CSMS_FAULTS as csms  # lazy: the module is another engineer's
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.csms_faults":
+                raise
+            csms = CSMS_FAULTS
+        return csms
+    raise ValueError(f"fault target must be 'cs' or 'csms', got {target!r}")
+
+
+def get_fault(target: str, name: str) -> Fault:
+    """The fault `name` of the simulator `target` ("cs" | "csms"), or UnknownFault listing the valid ones."""
+    catalogue = _catalogue(target)
+    try:
+        return catalogue[name]
+    except KeyError:
+        valid = ", ".join(sorted(catalogue)) or "(none)"
+        raise UnknownFault(f"no {target} fault named {name!r}; valid: {valid}") from None
