@@ -1,0 +1,116 @@
+"""DUT profiles (`fixtures/duts/*.yaml`): who the device under test is and how to reach it.
+
+A profile carries the endpoint, identity, OCPP versions, security profile, credentials,
+PICS (features the DUT claims) and PIXIT (parameters such as EVSE ids and id tokens), and
+names the adapter that performs out-of-band actions. Credentials are secrets: they are
+kept apart (`secrets()`) so the report layer can redact them everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KINDS = ("charging_station", "csms")
+ADAPTERS = ("sim", "manual", "command", "docker")
+SECRET_KEYS = ("password", "auth_key", "authorization_key", "basic_auth_password", "private_key", "token_secret")
+
+
+class ProfileError(ValueError):
+    """A DUT profile is missing something or has a wrong value (message names file and key)."""
+
+
+@dataclass
+class DutProfile:
+    name: str
+    kind: str                                   # charging_station | csms
+    adapter: str = "sim"
+    ocpp_versions: tuple[str, ...] = ("2.0.1",)
+    security_profile: int = 1
+    station_id: str = "CH-SIM-001"              # station id the harness uses/expects
+    endpoint: str = ""                          # CSMS DUT: its base URL; station DUT: where the harness listens
+    credentials: dict[str, str] = field(default_factory=dict)
+    identity: dict[str, str] = field(default_factory=dict)
+    pics: dict[str, bool] = field(default_factory=dict)
+    pixit: dict[str, Any] = field(default_factory=dict)
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def password(self) -> str | None:
+        return self.credentials.get("password")
+
+    def supports(self, feature: str) -> bool:
+        return bool(self.pics.get(feature, False))
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this profile, for redaction."""
+        found: list[str] = []
+
+        def walk(node: Any, key: str = "") -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    walk(v, str(k))
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v, key)
+            elif isinstance(node, str) and node and (key in SECRET_KEYS or key.endswith("password")):
+                found.append(node)
+
+        walk(self.credentials, "password")
+        walk(self.adapter_options)
+        walk(self.pixit)
+        return sorted(set(found), key=len, reverse=True)
+
+    def public_view(self) -> dict[str, Any]:
+        """The profile as it may appear in reports: no credentials."""
+        return {
+            "name": self.name, "kind": self.kind, "adapter": self.adapter,
+            "ocpp_versions": list(self.ocpp_versions), "security_profile": self.security_profile,
+            "station_id": self.station_id, "endpoint": self.endpoint, "identity": dict(self.identity),
+            "pics": dict(self.pics), "pixit": {k: v for k, v in self.pixit.items() if k not in SECRET_KEYS},
+        }
+
+
+def load_profile(path: str | Path) -> DutProfile:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: DUT profile not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ProfileError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return profile_from_dict(data, path)
+
+
+def profile_from_dict(data: Any, path: Path | None = None) -> DutProfile:
+    where = str(path) if path else "<profile>"
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where}: a DUT profile is a mapping with at least 'name' and 'kind'")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise ProfileError(f"{where}: kind must be one of {', '.join(KINDS)} (got {kind!r})")
+    adapter = data.get("adapter", "sim")
+    if adapter not in ADAPTERS:
+        raise ProfileError(f"{where}: adapter must be one of {', '.join(ADAPTERS)} (got {adapter!r})")
+    versions = tuple(str(v) for v in data.get("ocpp_versions", ["2.0.1"]))
+    for v in versions:
+        if v not in ("1.6", "2.0.1"):
+            raise ProfileError(f"{where}: ocpp_versions: unsupported version {v!r} (use \"1.6\" or \"2.0.1\"; quote it)")
+    sp = int(data.get("security_profile", 1))
+    if sp not in (0, 1, 2, 3):
+        raise ProfileError(f"{where}: security_profile must be 0–3")
+    return DutProfile(
+        name=str(data.get("name", path.stem if path else "dut")), kind=kind, adapter=adapter,
+        ocpp_versions=versions, security_profile=sp,
+        station_id=str(data.get("station_id", "CH-SIM-001")), endpoint=str(data.get("endpoint", "")),
+        credentials=dict(data.get("credentials") or {}), identity=dict(data.get("identity") or {}),
+        pics={str(k): bool(v) for k, v in (data.get("pics") or {}).items()},
+        pixit=dict(data.get("pixit") or {}), adapter_options=dict(data.get(adapter) or data.get("options") or {}),
+        path=path,
+    )

@@ -1,0 +1,114 @@
+"""The harness's side of one test case: as CSMS (server) or as charging station (client).
+
+Both roles present the same face to the scenario engine: one stream of events (what the
+DUT did, including connects and disconnects) and the current `OcppConnection` to send
+on. Reconnections are events too, so a case can follow a station through a Reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from ..ocpp.connection import Closed, Event, OcppConnection
+from ..ocpp.trace import Trace
+from ..transport.client import connect_station
+from ..transport.security import SecurityProfile
+from ..transport.server import OcppServer
+
+
+@dataclass
+class Connected:
+    connection: OcppConnection
+    station_id: str
+
+
+SessionEvent = Event | Connected
+
+
+class Session:
+    role: str = ""
+
+    def __init__(self, version: str, trace: Trace):
+        self.version = version
+        self.trace = trace
+        self.events: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        self.connection: OcppConnection | None = None
+        self.ever_connected = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def _adopt(self, conn: OcppConnection, station_id: str) -> None:
+        self.connection = conn
+        self.ever_connected = True
+        self.events.put_nowait(Connected(conn, station_id))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._forward(conn)))
+
+    async def _forward(self, conn: OcppConnection) -> None:
+        while True:
+            ev = await conn.next_event()
+            self.events.put_nowait(ev)
+            if isinstance(ev, Closed):
+                if self.connection is conn:
+                    self.connection = None
+                return
+
+    async def next_event(self, timeout: float) -> SessionEvent:
+        return await asyncio.wait_for(self.events.get(), max(timeout, 0.0))
+
+    async def close(self) -> None:
+        conn = self.connection
+        if conn is not None:
+            await conn.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class CsmsSession(Session):
+    """Harness as CSMS: listens; the DUT (a station) connects."""
+
+    role = "csms"
+
+    def __init__(self, version: str, trace: Trace, server: OcppServer, station_id: str | None):
+        super().__init__(version, trace)
+        self.server = server
+        self.station_id = station_id
+
+    async def start(self) -> "CsmsSession":
+        self._tasks.append(asyncio.get_running_loop().create_task(self._accept_loop()))
+        return self
+
+    async def _accept_loop(self) -> None:
+        while True:
+            acc = await self.server.accepted.get()
+            if self.station_id and acc.station_id != self.station_id:
+                self.trace.event(acc.station_id, f"ignored connection from unexpected station id {acc.station_id!r}"
+                                 f" (DUT profile says {self.station_id!r})", "IGNORED")
+                await acc.connection.close(1008, "unexpected station id")
+                continue
+            if acc.version != self.version:
+                self.trace.event(acc.station_id, f"station negotiated OCPP {acc.version}, case needs {self.version}", "IGNORED")
+            self._adopt(acc.connection, acc.station_id)
+
+
+class StationSession(Session):
+    """Harness as charging station: connects to the DUT (a CSMS)."""
+
+    role = "cs"
+
+    def __init__(self, version: str, trace: Trace, endpoint: str, station_id: str, security: SecurityProfile):
+        super().__init__(version, trace)
+        self.endpoint = endpoint
+        self.station_id = station_id
+        self.security = security
+
+    async def connect(self, *, versions: tuple[str, ...] | None = None, password: str | None = None,
+                      timeout: float = 10.0) -> OcppConnection:
+        security = self.security
+        if password is not None:
+            security = SecurityProfile(max(security.profile, 1), self.station_id, password, security.ssl_context)
+        conn = await connect_station(self.endpoint, self.station_id, versions or (self.version,), self.trace,
+                                     security, open_timeout=timeout)
+        self._adopt(conn, self.station_id)
+        return conn

@@ -1,0 +1,526 @@
+"""Runs one test case: steps in order against a role session and a DUT adapter.
+
+Blame rules (DESIGN.md "Verdicts"):
+- The DUT did something forbidden or failed to act in time → `DutFailure` (FAIL).
+- A precondition could not be reached (DUT never connected, operator skipped or an
+  out-of-band action did not complete) → `Inconclusive`.
+- The case or the harness is wrong (bad matcher, harness-side schema violation,
+  exception) → `HarnessError` (ERROR).
+
+Out-of-band actions run in the background: a station reacts to a plugged-in cable while
+the operator is still confirming, so the next `expect` must already be listening. An
+`expect` that times out while an action is unconfirmed is INCONCLUSIVE, not FAIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ..ocpp.connection import Closed, ConnectionLost, Garbage, IncomingCall, LocalSchemaError, Response, StrayResponse
+from ..ocpp.framing import CallError, new_message_id
+from ..dut.base import ActionOutcome, Adapter
+from ..roles.defaults import default_reply
+from ..roles.session import Connected, Session, SessionEvent, StationSession
+from ..transport.client import HandshakeRefused
+from .matchers import MatcherError, get_path, match, substitute
+from .model import Step, TestCase
+from .verdict import CaseResult, DutFailure, HarnessError, Inconclusive, Outcome, StepResult, Verdict
+
+
+@dataclass
+class _PendingAction:
+    step: int
+    name: str
+    task: asyncio.Task[ActionOutcome]
+
+
+@dataclass
+class Engine:
+    case: TestCase
+    session: Session
+    adapter: Adapter
+    variables: dict[str, Any] = field(default_factory=dict)
+    on_step: Callable[[StepResult], None] | None = None   # live progress (CLI)
+    steps: list[StepResult] = field(default_factory=list)
+    identity: dict[str, str] = field(default_factory=dict)
+    _actions: list[_PendingAction] = field(default_factory=list)
+    _index: int = 0
+    _step: Step | None = None
+    _tx16_counter: int = 0
+
+    # ---- public ----------------------------------------------------------------
+
+    async def run(self) -> CaseResult:
+        result = CaseResult(self.case.id, Verdict.PASS, start=time.time())
+        try:
+            await asyncio.wait_for(self._run_steps(), self.case.timeout)
+            await self._settle_actions()
+        except Outcome as out:
+            self._fill(result, out)
+        except asyncio.TimeoutError:
+            pending = [a for a in self._actions if not a.task.done()]
+            cls = Inconclusive if pending else HarnessError
+            why = (f"out-of-band action '{pending[0].name}' never completed" if pending
+                   else "raise the case `timeout:` or shorten its steps")
+            self._fill(result, cls(f"case exceeded its {self.case.timeout:g} s budget during step {self._index}; {why}",
+                                   step=self._index, step_name=self._step.describe() if self._step else ""))
+        except Exception as exc:  # anything unplanned is the harness's fault, never the DUT's
+            self._fill(result, HarnessError(f"harness exception: {type(exc).__name__}: {exc}", step=self._index,
+                                            step_name=self._step.describe() if self._step else ""))
+        finally:
+            await self._cancel_actions()
+        result.steps = self.steps
+        result.captures = {k: v for k, v in self.variables.items() if k not in ("pixit", "dut")}
+        result.dut_identity = dict(self.identity)
+        result.stop = time.time()
+        return result
+
+    def _fill(self, result: CaseResult, out: Outcome) -> None:
+        result.verdict = out.verdict
+        result.message = out.message
+        result.failed_step = out.step
+        result.failed_step_name = out.step_name
+        result.expected = out.expected
+        result.received = out.received
+        result.requirement = out.requirement
+        if self.steps and out.step is not None and self.steps[-1].index == out.step:
+            return
+        if out.step is not None:
+            now = time.time()
+            self._record(StepResult(out.step, out.step_name, self._step.kind if self._step else "", out.verdict,
+                                    now, now, out.message))
+
+    def _record(self, sr: StepResult) -> None:
+        self.steps.append(sr)
+        if self.on_step:
+            self.on_step(sr)
+
+    # ---- step loop -------------------------------------------------------------
+
+    async def _run_steps(self) -> None:
+        for i, step in enumerate(self.case.steps, start=1):
+            self._index, self._step = i, step
+            await self._check_actions()
+            started = time.time()
+            handler: Callable[[Step], Awaitable[str]] = getattr(self, f"_step_{step.kind}")
+            try:
+                note = await handler(step)
+            except Outcome as out:
+                out.step = i
+                out.step_name = step.describe()
+                out.requirement = out.requirement or step.spec.get("requirement")
+                self._record(StepResult(i, step.describe(), step.kind, out.verdict, started, time.time(), out.message,
+                                        {"expected": out.expected, "received": out.received}))
+                raise
+            except MatcherError as exc:
+                raise HarnessError(f"test case error in step {i} ({step.source}:{step.line}): {exc}") from None
+            self._record(StepResult(i, step.describe(), step.kind, Verdict.PASS, started, time.time(), note or ""))
+
+    def _vars(self, step: Step) -> dict[str, Any]:
+        extra = step.spec.get("_vars")
+        return {**self.variables, **extra} if extra else self.variables
+
+    def _sub(self, value: Any, step: Step) -> Any:
+        try:
+            return substitute(value, self._vars(step))
+        except MatcherError as exc:
+            raise HarnessError(f"test case error ({step.source}:{step.line}): {exc}") from None
+
+    # ---- event handling shared by all waiting steps ---------------------------
+
+    async def _next(self, deadline: float, step: Step, allow_reconnect: bool = False) -> SessionEvent | None:
+        """Next event that needs the step's attention; None when the deadline passes."""
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                ev = await self.session.next_event(remaining)
+            except asyncio.TimeoutError:
+                return None
+            screened = await self._screen(ev, step, allow_reconnect)
+            if screened is not None:
+                return screened
+
+    async def _screen(self, ev: SessionEvent, step: Step, allow_reconnect: bool) -> IncomingCall | None:
+        """Apply the rules that hold in every step; return a CALL that the step must look at.
+
+        Garbage, stray responses and schema-invalid CALLs are FAILs wherever they happen;
+        a closed connection is a FAIL unless the step expects the DUT to reconnect.
+        """
+        if isinstance(ev, Garbage):
+            raise DutFailure(f"DUT sent a frame that is not valid OCPP-J ({ev.reason})",
+                             expected="an OCPP-J frame [2|3|4, …]", received=ev.raw,
+                             requirement="OCPP-J 4.1 message structure")
+        if isinstance(ev, StrayResponse):
+            raise DutFailure(f"DUT sent a response with message id {ev.frame.unique_id!r} that matches no CALL",
+                             expected="a response id equal to an outstanding CALL's id",
+                             received=ev.frame.to_list(), requirement="OCPP-J 4.1.3 MessageId correlation")
+        if isinstance(ev, Closed):
+            if allow_reconnect:
+                return None
+            raise DutFailure(f"DUT closed the connection (code={ev.code}, {ev.reason}) during '{step.describe()}'",
+                             expected="connection kept open", received=f"close code {ev.code}")
+        if isinstance(ev, Connected):
+            return None
+        if ev.violation is not None:
+            await self._auto_reply(ev, step)
+            raise DutFailure(f"DUT sent a {ev.call.action} that violates the OCPP {self.session.version} schema: "
+                             f"{ev.violation}", expected=f"{ev.call.action} payload valid against the official schema",
+                             received=ev.call.payload, requirement=f"OCPP {self.session.version} JSON schema")
+        return ev
+
+    def _capture_identity(self, ev: IncomingCall) -> None:
+        if ev.call.action != "BootNotification":
+            return
+        p = ev.call.payload
+        if self.session.version == "1.6":
+            src = {"vendor": p.get("chargePointVendor"), "model": p.get("chargePointModel"),
+                   "serial": p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
+                   "firmware": p.get("firmwareVersion")}
+        else:
+            cs = p.get("chargingStation", {})
+            src = {"vendor": cs.get("vendorName"), "model": cs.get("model"), "serial": cs.get("serialNumber"),
+                   "firmware": cs.get("firmwareVersion")}
+        self.identity.update({k: str(v) for k, v in src.items() if v})
+
+    async def _auto_reply(self, ev: IncomingCall, step: Step) -> None:
+        """Answer a CALL no step waits for, as a real peer would."""
+        conn = self.session.connection
+        if conn is None:
+            return
+        self._capture_identity(ev)
+        call = ev.call
+        if ev.unknown_action:
+            await self._safe(conn.reply_error(call, "NotImplemented", f"unknown action {call.action}"))
+            return
+        if ev.violation is not None:
+            code = "FormationViolation" if self.session.version == "1.6" else "FormatViolation"
+            await self._safe(conn.reply_error(call, code, str(ev.violation)))
+            return
+        override = self.case.defaults.get(call.action)
+        if override is not None:
+            payload = self._sub(override, step)
+        else:
+            payload = default_reply(self.session.role, self.session.version, call.action, call.payload,
+                                    {**self.variables.get("pixit", {}), "_next_tx_id": self._next_tx16()})
+        if payload is None:
+            await self._safe(conn.reply_error(call, "NotImplemented", f"harness has no default reply for {call.action}"))
+            return
+        await self._safe(conn.reply(call, payload))
+
+    def _next_tx16(self) -> int:
+        self._tx16_counter += 1
+        return 1000 + self._tx16_counter
+
+    @staticmethod
+    async def _safe(aw: Awaitable[None]) -> None:
+        try:
+            await aw
+        except ConnectionLost:
+            pass   # the close event that follows tells the story
+
+    def _deadline(self, seconds: float) -> float:
+        return asyncio.get_running_loop().time() + seconds
+
+    async def _need_connection(self, step: Step, deadline: float) -> None:
+        """Wait until the DUT is connected (harness as CSMS); INCONCLUSIVE if it never is."""
+        while self.session.connection is None:
+            ev = await self._next(deadline, step, allow_reconnect=True)
+            if ev is None:
+                if not self.session.ever_connected:
+                    raise Inconclusive(f"the DUT never connected within {step.timeout:g} s; nothing was tested")
+                raise DutFailure(f"the DUT did not reconnect within {step.timeout:g} s")
+            if isinstance(ev, IncomingCall):
+                await self._auto_reply(ev, step)
+
+    async def _timeout_verdict(self, step: Step, what: str, expected: Any = None) -> Outcome:
+        pending = [a for a in self._actions if not a.task.done()]
+        if pending:
+            return Inconclusive(f"{what}, and out-of-band action '{pending[0].name}' (step {pending[0].step}) "
+                                "was not confirmed; nothing proven", expected=expected)
+        if not self.session.ever_connected:
+            return Inconclusive(f"{what}: the DUT never connected; nothing was tested", expected=expected)
+        return DutFailure(what, expected=expected, received=self._recent_received())
+
+    def _recent_received(self) -> Any:
+        rx = [e for e in self.session.trace.entries if e.direction == "rx"][-3:]
+        return [f"{e.kind} {e.action} {e.raw[:200]}" for e in rx] or "nothing"
+
+    # ---- step kinds ------------------------------------------------------------
+
+    async def _step_expect(self, step: Step) -> str:
+        action = step.target
+        deadline = self._deadline(step.timeout)
+        started = asyncio.get_running_loop().time()
+        allow_reconnect = bool(step.spec.get("allow_reconnect"))
+        skipped: list[str] = []
+        while True:
+            ev = await self._next(deadline, step, allow_reconnect)
+            if ev is None:
+                others = f" (meanwhile received: {', '.join(skipped)})" if skipped else ""
+                raise await self._timeout_verdict(step, f"no {action} from the DUT within {step.timeout:g} s{others}",
+                                                  expected={"action": action, "match": step.spec.get("match")})
+            assert isinstance(ev, IncomingCall)
+            if ev.call.action != action:
+                skipped.append(ev.call.action)
+                await self._auto_reply(ev, step)
+                continue
+            self._capture_identity(ev)
+            return await self._handle_expected_call(ev, step, asyncio.get_running_loop().time() - started)
+
+    async def _handle_expected_call(self, ev: IncomingCall, step: Step, elapsed: float) -> str:
+        call, conn = ev.call, self.session.connection
+        variables = self._vars(step)
+        mismatches = match(step.spec["match"], call.payload, variables) if "match" in step.spec else []
+        not_before = step.spec.get("not_before")
+        # Answer first so the DUT isn't left hanging, then judge.
+        if conn is not None and not step.spec.get("no_reply"):
+            if "reply_error" in step.spec:
+                err = self._sub(step.spec["reply_error"], step)
+                await self._safe(conn.reply_error(call, err["code"], err.get("description", ""), err.get("details")))
+            elif "reply" in step.spec:
+                try:
+                    await self._safe(conn.reply(call, self._sub(step.spec["reply"], step)))
+                except LocalSchemaError as exc:
+                    raise HarnessError(f"the case's reply is invalid: {exc}") from None
+            else:
+                await self._auto_reply(ev, step)
+        if not_before is not None and elapsed < float(not_before):
+            raise DutFailure(f"{call.action} arrived after {elapsed:.2f} s, earlier than the allowed {float(not_before):g} s",
+                             expected=f"{call.action} not before {float(not_before):g} s", received=call.payload)
+        if mismatches:
+            raise DutFailure(f"{call.action} does not match: " + "; ".join(map(str, mismatches[:5])),
+                             expected=step.spec["match"], received=call.payload)
+        self._capture(step, call.payload)
+        return f"received {call.action} after {elapsed:.2f} s"
+
+    def _capture(self, step: Step, payload: Any) -> None:
+        for name, path in (step.spec.get("capture") or {}).items():
+            try:
+                self.variables[name] = get_path(payload, path)
+            except KeyError:
+                raise DutFailure(f"cannot capture {name}: the payload has no {path}", expected=f"a value at {path}",
+                                 received=payload) from None
+
+    async def _step_send(self, step: Step) -> str:
+        action = step.target
+        deadline = self._deadline(step.timeout)
+        if self.session.connection is None and self.session.role == "csms":
+            await self._need_connection(step, deadline)
+        conn = self.session.connection
+        if conn is None:
+            raise Inconclusive("the harness has no connection to the DUT; connect first")
+        try:
+            if "raw" in step.spec:
+                uid = new_message_id()
+                text = str(step.spec["raw"]).replace("$uid", uid)
+                text = self._sub(text, step) if "${" in text else text
+                fut = conn.expect_response_to(uid, action) if f'"{uid}"' in text else None
+                await conn.send_raw(text)
+            else:
+                payload = self._sub(step.spec.get("payload", {}), step)
+                fut = await conn.send_call(action, payload, validate=step.spec.get("validate", True))
+        except LocalSchemaError as exc:
+            raise HarnessError(str(exc)) from None
+        except ConnectionLost as exc:
+            raise DutFailure(f"could not send {action}: {exc}") from None
+        response = await self._await_response(fut, step, deadline) if fut is not None else None
+        if step.spec.get("expect_no_response"):
+            if response is not None:
+                raise DutFailure(f"DUT answered {action} although no answer was allowed", received=response.frame.to_list())
+            return "no response, as required"
+        if response is None:
+            if fut is None:   # a raw frame without a correlatable id: wait for nothing
+                return "raw frame sent"
+            raise await self._timeout_verdict(step, f"no response to {action} within {step.timeout:g} s",
+                                              expected="CALLRESULT or CALLERROR")
+        return self._judge_response(step, response)
+
+    async def _await_response(self, fut: asyncio.Future[Response], step: Step, deadline: float) -> Response | None:
+        """Wait for our CALL's answer while still serving what the DUT sends meanwhile."""
+        loop = asyncio.get_running_loop()
+        while not fut.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                fut.cancel()
+                return None
+            getter = loop.create_task(self.session.events.get())
+            done, _ = await asyncio.wait({fut, getter}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                call = await self._screen(getter.result(), step, allow_reconnect=False)
+                if call is not None:
+                    await self._auto_reply(call, step)
+            else:
+                getter.cancel()
+        try:
+            return fut.result()
+        except ConnectionLost as exc:
+            raise DutFailure(f"DUT closed the connection before answering {step.target}: {exc}") from None
+        except asyncio.CancelledError:
+            return None
+
+    def _judge_response(self, step: Step, response: Response) -> str:
+        action = step.target
+        frame = response.frame
+        variables = self._vars(step)
+        if "expect_error" in step.spec:
+            if not isinstance(frame, CallError):
+                raise DutFailure(f"expected a CALLERROR to {action}, got a CALLRESULT",
+                                 expected={"CALLERROR": step.spec["expect_error"]}, received=frame.to_list())
+            spec = step.spec["expect_error"]
+            mism = match({"code": spec["code"]} if "code" in spec else {}, {"code": frame.error_code}, variables)
+            if mism:
+                raise DutFailure(f"wrong CALLERROR code to {action}: " + "; ".join(map(str, mism)),
+                                 expected=spec, received=frame.to_list())
+            return f"CALLERROR {frame.error_code} after {response.elapsed:.2f} s"
+        if isinstance(frame, CallError):
+            raise DutFailure(f"DUT answered {action} with CALLERROR {frame.error_code} ({frame.error_description})",
+                             expected={"CALLRESULT": step.spec.get("expect_result")}, received=frame.to_list())
+        if response.violation is not None:
+            raise DutFailure(f"{action} response violates the OCPP {self.session.version} schema: {response.violation}",
+                             expected=f"{action}Response valid against the official schema", received=frame.payload,
+                             requirement=f"OCPP {self.session.version} JSON schema")
+        if "expect_result" in step.spec:
+            mism = match(step.spec["expect_result"], frame.payload, variables)
+            if mism:
+                raise DutFailure(f"{action} response does not match: " + "; ".join(map(str, mism[:5])),
+                                 expected=step.spec["expect_result"], received=frame.payload)
+        self._capture(step, frame.payload)
+        return f"CALLRESULT after {response.elapsed:.2f} s"
+
+    async def _step_expect_none(self, step: Step) -> str:
+        target = step.target
+        forbidden = {target} if isinstance(target, str) else set(target)
+        duration = float(step.spec.get("for", step.spec.get("timeout", 5)))
+        deadline = self._deadline(duration)
+        seen: list[str] = []
+        while True:
+            ev = await self._next(deadline, step, allow_reconnect=bool(step.spec.get("allow_reconnect")))
+            if ev is None:
+                return f"nothing forbidden in {duration:g} s" + (f" (answered: {', '.join(seen)})" if seen else "")
+            assert isinstance(ev, IncomingCall)
+            if "*" in forbidden or ev.call.action in forbidden:
+                await self._auto_reply(ev, step)
+                raise DutFailure(f"DUT sent {ev.call.action} although it must not during this {duration:g} s window",
+                                 expected=f"no {', '.join(sorted(forbidden))}", received=ev.call.to_list())
+            seen.append(ev.call.action)
+            await self._auto_reply(ev, step)
+
+    async def _step_wait(self, step: Step) -> str:
+        deadline = self._deadline(float(step.target))
+        while True:
+            ev = await self._next(deadline, step, allow_reconnect=bool(step.spec.get("allow_reconnect")))
+            if ev is None:
+                return ""
+            if isinstance(ev, IncomingCall):
+                await self._auto_reply(ev, step)
+
+    async def _step_action(self, step: Step) -> str:
+        name = str(step.target)
+        params = self._sub(step.spec.get("params") or {}, step)
+        say = str(step.spec.get("say", "")) or f"Perform '{name}' on the DUT ({json.dumps(params)})"
+        task = asyncio.get_running_loop().create_task(self.adapter.perform(name, params, say, step.timeout))
+        self._actions.append(_PendingAction(self._index, name, task))
+        await asyncio.sleep(0)                # let the adapter start before the next step listens
+        if step.spec.get("wait", False) or task.done():
+            await self._settle(self._actions[-1])
+        return f"{name} requested"
+
+    async def _step_operator(self, step: Step) -> str:
+        task = asyncio.get_running_loop().create_task(
+            self.adapter.perform("operator", {}, self._sub(str(step.target), step), step.timeout))
+        pa = _PendingAction(self._index, "operator", task)
+        self._actions.append(pa)
+        await self._settle(pa)      # a manual check is synchronous: its answer is the verdict
+        return task.result().detail or "confirmed"
+
+    async def _settle(self, pa: _PendingAction) -> ActionOutcome:
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(pa.task), timeout=None)
+        except Outcome:
+            raise
+        except Exception as exc:
+            raise HarnessError(f"adapter failed to perform '{pa.name}': {type(exc).__name__}: {exc}") from None
+        if outcome.status == "skipped":
+            raise Inconclusive(f"'{pa.name}' was skipped ({outcome.detail or 'no reason given'}); nothing proven")
+        if outcome.status == "failed":
+            if pa.name == "operator":
+                raise DutFailure(f"operator reported the check failed: {outcome.detail}")
+            raise Inconclusive(f"out-of-band action '{pa.name}' could not be performed: {outcome.detail}")
+        return outcome
+
+    async def _check_actions(self) -> None:
+        for pa in self._actions:
+            if pa.task.done():
+                await self._settle(pa)
+
+    async def _settle_actions(self) -> None:
+        # The case is over: any still-running action will only matter if it failed.
+        for pa in self._actions:
+            if pa.task.done():
+                await self._settle(pa)
+
+    async def _cancel_actions(self) -> None:
+        for pa in self._actions:
+            if not pa.task.done():
+                pa.task.cancel()
+        await asyncio.gather(*(pa.task for pa in self._actions), return_exceptions=True)
+
+    async def _step_connect(self, step: Step) -> str:
+        if not isinstance(self.session, StationSession):
+            raise HarnessError("`connect` is a step for cases where the harness plays the charging station (role: cs)")
+        opts = {**(step.spec.get("connect") or {}), **step.spec}
+        versions = tuple(opts.get("versions") or (self.session.version,))
+        password = self._sub(opts["password"], step) if "password" in opts else None
+        try:
+            await self.session.connect(versions=versions, password=password, timeout=step.timeout)
+        except HandshakeRefused as exc:
+            if opts.get("expect_refused"):
+                return f"refused as required: HTTP {exc.status}"
+            raise DutFailure(f"the DUT refused the websocket handshake: {exc}", expected="HTTP 101 upgrade",
+                             received=f"HTTP {exc.status} {exc.body.strip()}") from None
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise Inconclusive(f"cannot reach the DUT at {self.session.endpoint}: {type(exc).__name__}: {exc}") from None
+        if opts.get("expect_refused"):
+            raise DutFailure("the DUT accepted a connection it must refuse", expected="handshake refused (HTTP 4xx)",
+                             received=f"connected with subprotocol ocpp{self.session.version}")
+        return f"connected ({self.session.connection.version if self.session.connection else '?'})"
+
+    async def _step_disconnect(self, step: Step) -> str:
+        if self.session.connection is not None:
+            await self.session.connection.close()
+        return "closed by the harness"
+
+    async def _step_expect_disconnect(self, step: Step) -> str:
+        deadline = self._deadline(step.timeout)
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise await self._timeout_verdict(step, f"DUT did not close the connection within {step.timeout:g} s")
+            try:
+                ev = await self.session.next_event(remaining)
+            except asyncio.TimeoutError:
+                continue
+            if isinstance(ev, Closed):
+                return f"closed (code={ev.code})"
+            if isinstance(ev, IncomingCall):
+                await self._auto_reply(ev, step)
+
+    async def _step_assert(self, step: Step) -> str:
+        for check in step.target:
+            value = self._sub(check["value"], step)
+            mism = match(check["match"], value, self._vars(step))
+            if mism:
+                raise DutFailure(check.get("message") or "assertion failed: " + "; ".join(map(str, mism)),
+                                 expected=check["match"], received=value)
+        return f"{len(step.target)} assertion(s) held"
+
+    async def _step_include(self, step: Step) -> str:   # expanded at load time; kept for completeness
+        raise HarnessError("include steps are expanded when the case is loaded")

@@ -1,0 +1,68 @@
+"""The in-memory form of one YAML test case (see docs/testcase-format.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STEP_KINDS = (
+    "expect", "send", "expect_none", "action", "operator", "wait", "connect", "disconnect",
+    "expect_disconnect", "assert", "include",
+)
+
+
+@dataclass
+class Step:
+    kind: str                      # one of STEP_KINDS
+    spec: dict[str, Any]           # the step's mapping as written (after include expansion)
+    line: int = 0                  # 1-based position in `source`, for messages
+    source: str = ""               # file the step came from (a fragment for included steps)
+
+    @property
+    def target(self) -> Any:
+        """The value of the step's kind key: the action name for expect/send, seconds for wait, …"""
+        return self.spec.get(self.kind)
+
+    @property
+    def timeout(self) -> float:
+        return float(self.spec.get("timeout", 10))
+
+    def describe(self) -> str:
+        if "name" in self.spec:
+            return str(self.spec["name"])
+        target = self.target
+        if isinstance(target, (str, int, float)) and target != "":
+            return f"{self.kind} {target}"
+        if isinstance(target, list):
+            return f"{self.kind} {', '.join(map(str, target))}"
+        return self.kind
+
+
+@dataclass
+class TestCase:
+    id: str
+    title: str
+    ocpp: str                      # "1.6" | "2.0.1"
+    role: str                      # the harness's role: "csms" | "cs"
+    profile: str
+    steps: list[Step]
+    path: Path
+    block: str = ""
+    feature: str = ""
+    use_cases: list[str] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)
+    severity: str = "normal"
+    pics: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    timeout: float = 60.0
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    mandatory: bool = True         # counts towards the profile verdict
+
+    __test__ = False               # not a pytest class, despite the name
+
+    @property
+    def dut_kind(self) -> str:
+        """What the DUT is when the harness plays `role`."""
+        return "charging_station" if self.role == "csms" else "csms"
