@@ -1,0 +1,107 @@
+"""Fault catalogue of the reference CSMS simulator.
+
+Each fault is a realistic back-end bug that breaks exactly one behaviour. The simulator
+checks a fault at the one place where it acts (`CsmsSimulator.faulty`), so the clean path
+stays readable; a fault whose `versions` do not include the station's OCPP version is
+inert on that connection. `harness/sim/faults.py` merges this table with the station
+simulator's.
+"""
+
+from __future__ import annotations
+
+from .api import Fault
+
+_BOTH = ("2.0.1", "1.6")
+
+
+def _f(name: str, versions: tuple[str, ...], description: str) -> tuple[str, Fault]:
+    return name, Fault(name=name, target="csms", versions=versions, description=description)
+
+
+CSMS_FAULTS: dict[str, Fault] = dict(
+    [
+        # --- provisioning -------------------------------------------------------------
+        _f("boot_interval_zero", _BOTH,
+           "BootNotification is answered Accepted with interval 0 (no heartbeat interval)"),
+        _f("boot_always_pending", _BOTH,
+           "every BootNotification is answered Pending; the station is never accepted"),
+        _f("pending_accepts_calls", _BOTH,
+           "CALLs from a Pending station (Heartbeat, StatusNotification, …) are answered normally "
+           "instead of CALLERROR SecurityError (B02.FR.09)"),
+        _f("pending_rejects_triggered", _BOTH,
+           "while Pending, a message the CSMS itself triggered (TriggerMessage/GetReport) is refused "
+           "with SecurityError although B02.FR.09 allows it"),
+        _f("heartbeat_bad_time", _BOTH,
+           "Heartbeat currentTime is not RFC 3339 (\"2024-01-01 10:00:00\": space, no offset)"),
+        _f("status_callerror", _BOTH,
+           "StatusNotification is answered with CALLERROR InternalError"),
+        # --- authorization -----------------------------------------------------------
+        _f("authorize_accepts_unknown", _BOTH,
+           "an unknown id token is Accepted instead of Invalid (Authorize and transaction answers)"),
+        _f("authorize_rejects_valid", _BOTH,
+           "a valid id token is answered Invalid (Authorize and transaction answers)"),
+        _f("authorize_accepts_blocked", _BOTH,
+           "a blocked id token is answered Accepted instead of Blocked"),
+        # --- transactions ------------------------------------------------------------
+        _f("tx_id_reused", ("1.6",),
+           "StartTransaction always gets the same transactionId"),
+        _f("stop_tx_no_idtaginfo", ("1.6",),
+           "StopTransaction carrying an idTag is answered without idTagInfo"),
+        _f("tx_event_no_idtokeninfo", ("2.0.1",),
+           "TransactionEvent carrying an idToken is answered without idTokenInfo"),
+        # --- RPC framework -----------------------------------------------------------
+        _f("unknown_action_callresult", _BOTH,
+           "a CALL with an unknown action is answered with CALLRESULT {} instead of CALLERROR NotImplemented"),
+        _f("bad_payload_accepted", _BOTH,
+           "a CALL whose payload violates the schema is answered as if it were valid"),
+        _f("slow_response", _BOTH,
+           "every CALL from the station is answered only after 40 s"),
+        _f("wrong_response_id", _BOTH,
+           "CALLRESULTs carry a message id different from the CALL's"),
+        # --- transport / security ----------------------------------------------------
+        _f("basic_auth_not_enforced", _BOTH,
+           "a station presenting a wrong Basic-auth password is let in"),
+        _f("accepts_unknown_subprotocol", _BOTH,
+           "a websocket offering only an unknown subprotocol (ocpp9.9) is accepted"),
+        # --- operator-initiated CALLs ------------------------------------------------
+        _f("remote_start_no_id_token", _BOTH,
+           "RequestStartTransaction / RemoteStartTransaction is sent without the required id token"),
+        _f("remote_start_wrong_evse", _BOTH,
+           "remote start names another EVSE (2.0.1 evseId) / connector (1.6 connectorId) than the operator asked"),
+        _f("remote_stop_wrong_tx", _BOTH,
+           "remote stop names a transaction id the station does not have"),
+        _f("reset_wrong_type", _BOTH,
+           "Reset is sent with the other type (Immediate↔OnIdle, Hard↔Soft)"),
+        _f("set_variables_wrong_value", _BOTH,
+           "SetVariables / ChangeConfiguration carries a different value than the operator asked"),
+        _f("trigger_wrong_message", _BOTH,
+           "TriggerMessage requests another message than the operator asked"),
+    ]
+)
+
+# Delay applied by the `slow_response` fault: longer than any sane CALL timeout.
+SLOW_RESPONSE_DELAY_S = 40.0
+# What `accepts_unknown_subprotocol` additionally agrees to.
+UNKNOWN_SUBPROTOCOL = "ocpp9.9"
+
+
+# ---- what the buggy CSMS sends instead (used only where the matching fault acts) ---------
+
+def other_evse(evse_id: int) -> int:
+    """A neighbouring EVSE/connector id: 1 ↔ 2, anything else → 1."""
+    return 2 if evse_id == 1 else 1
+
+
+def other_value(value: str) -> str:
+    """A plausible but different configuration value (off by one, flipped, or suffixed)."""
+    if value.lstrip("-").isdigit():
+        return str(int(value) + 1)
+    flips = {"true": "false", "false": "true", "True": "False", "False": "True"}
+    return flips.get(value, value + "X")
+
+
+OTHER_RESET_TYPE = {"Immediate": "OnIdle", "OnIdle": "Immediate", "Hard": "Soft", "Soft": "Hard"}
+
+
+def other_trigger(message: str) -> str:
+    return "StatusNotification" if message == "Heartbeat" else "Heartbeat"
