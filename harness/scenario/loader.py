@@ -142,7 +142,11 @@ def check_document(doc: Any, path: Path, library_root: Path | None = None) -> li
     issues: list[LoadIssue] = []
     validator = jsonschema.Draft202012Validator(format_schema())
     for err in sorted(validator.iter_errors(_to_plain(doc)), key=lambda e: list(map(str, e.absolute_path))):
-        line, col = _position(doc, err.absolute_path)
+        pos_path = list(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = err.schema.get("properties", {})
+            pos_path += [k for k in err.instance if k not in allowed][:1]   # point at the stray key
+        line, col = _position(doc, pos_path)
         where = "/".join(map(str, err.absolute_path)) or "<document>"
         issues.append(LoadIssue(fname, line, col, f"{where}: {err.message}", _schema_hint(err)))
     version = doc.get("ocpp") if doc.get("ocpp") in ocpp_schemas.SUPPORTED_VERSIONS else None

@@ -1,0 +1,107 @@
+"""Run one loaded test case against one DUT: set up the harness role and the adapter,
+run the engine, tear everything down (bounded), and return the result with its trace.
+
+This is the only place that knows how roles, adapters and the engine fit together; the
+pytest plugin and the CLI both go through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlparse
+
+from .dut.adapters import AdapterUnavailable, SimAdapter, make_adapter
+from .dut.base import Adapter
+from .dut.profile import DutProfile
+from .ocpp.trace import Trace
+from .roles.session import CsmsSession, Session, StationSession
+from .scenario.engine import Engine
+from .scenario.model import TestCase
+from .scenario.verdict import CaseResult, StepResult, Verdict
+from .transport.security import SecurityProfile
+from .transport.server import OcppServer
+
+TEARDOWN_TIMEOUT = 10.0
+
+
+@dataclass
+class Execution:
+    result: CaseResult
+    trace: Trace
+
+
+def applicability(case: TestCase, profile: DutProfile) -> str | None:
+    """Why the case does not apply to this DUT (→ NOT APPLICABLE), or None."""
+    if case.ocpp not in profile.ocpp_versions:
+        return f"DUT profile declares OCPP {', '.join(profile.ocpp_versions)}; this case is OCPP {case.ocpp}"
+    missing = [f for f in case.pics if not profile.supports(f)]
+    if missing:
+        return f"DUT PICS does not declare: {', '.join(missing)}"
+    return None
+
+
+def _short_result(case: TestCase, verdict: Verdict, message: str) -> Execution:
+    now = time.time()
+    return Execution(CaseResult(case.id, verdict, message, start=now, stop=now), Trace())
+
+
+async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = None, operator: str | None = None,
+                  on_step: Callable[[StepResult], None] | None = None) -> Execution:
+    reason = applicability(case, profile)
+    if reason:
+        return _short_result(case, Verdict.NOT_APPLICABLE, reason)
+    trace = Trace()
+    variables = {"pixit": dict(profile.pixit), "dut": {"station_id": profile.station_id, **profile.identity}}
+    server: OcppServer | None = None
+    session: Session | None = None
+    try:
+        adapter: Adapter = make_adapter(profile, fault=fault, operator=operator)
+    except AdapterUnavailable as exc:
+        return _short_result(case, Verdict.INCONCLUSIVE, f"adapter '{profile.adapter}' unavailable: {exc}")
+    try:
+        if case.role == "csms":
+            server, session = await _csms_side(case, profile, trace)
+            if isinstance(adapter, SimAdapter):
+                await adapter.start_station(server.url(), case.ocpp)
+        else:
+            endpoint = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
+            security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0 else 0,
+                                       profile.station_id, profile.password)
+            session = StationSession(case.ocpp, trace, endpoint, profile.station_id, security)
+        engine = Engine(case, session, adapter, variables, on_step=on_step)
+        result = await engine.run()
+    except Exception as exc:   # set-up failed: the harness's problem, never the DUT's
+        result = CaseResult(case.id, Verdict.ERROR, f"harness set-up failed: {type(exc).__name__}: {exc}",
+                            start=time.time(), stop=time.time())
+    finally:
+        await _bounded(session.close() if session else None)
+        await _bounded(adapter.stop())
+        await _bounded(server.stop() if server else None)
+    return Execution(result, trace)
+
+
+async def _csms_side(case: TestCase, profile: DutProfile, trace: Trace) -> tuple[OcppServer, CsmsSession]:
+    host, port, prefix = "127.0.0.1", 0, "/ocpp"
+    if profile.adapter != "sim" and profile.endpoint:
+        # A real station is configured with a fixed URL: listen exactly there.
+        url = urlparse(profile.endpoint)
+        host, port, prefix = url.hostname or "0.0.0.0", url.port or 9000, url.path.rstrip("/") or "/ocpp"
+    password = profile.password
+    check = (lambda station_id, pw: pw == password) if password and profile.security_profile >= 1 else None
+    server = OcppServer(versions=(case.ocpp,), host=host, port=port, path_prefix=prefix,
+                        security=SecurityProfile(1 if check else 0), password_check=check, trace=trace)
+    await server.start()
+    session = await CsmsSession(case.ocpp, trace, server, profile.station_id).start()
+    return server, session
+
+
+async def _bounded(aw: object) -> None:
+    if aw is None:
+        return
+    try:
+        await asyncio.wait_for(aw, TEARDOWN_TIMEOUT)  # type: ignore[arg-type]
+    except (asyncio.TimeoutError, Exception):
+        pass   # teardown must never turn a verdict into a hang

@@ -1,0 +1,275 @@
+"""pytest plugin: YAML test cases become pytest items; verdicts become pytest outcomes.
+
+`pytest testcases/ --dut fixtures/duts/X.yaml` collects `TC_*.yaml`, routes each case to
+the DUT profile whose kind matches the case's role, runs it through `execute`, writes the
+Allure result, and reports the DESIGN.md verdict:
+
+    PASS → passed · FAIL → failed · ERROR → failed, shown as ERROR
+    INCONCLUSIVE / NOT APPLICABLE → skipped, shown under their own names
+
+A test case that cannot be loaded is not a collection error (that would stop the run):
+it becomes an item whose verdict is ERROR with the file:line:column of each problem.
+Works under pytest-xdist: everything a verdict needs travels in `user_properties`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from . import __version__
+from .dut.builtin import builtin_profiles
+from .dut.profile import DutProfile, ProfileError, load_profile
+from .execute import Execution, execute
+from .scenario.loader import CaseLoadError, load_case
+from .scenario.model import TestCase
+from .scenario.verdict import CaseResult, Verdict
+
+VERDICT_KEY = "charger_harness_verdict"
+_CATEGORY = {
+    Verdict.INCONCLUSIVE: ("inconclusive", "I", "INCONCLUSIVE"),
+    Verdict.NOT_APPLICABLE: ("not applicable", "N", "NOT APPLICABLE"),
+    Verdict.ERROR: ("error", "E", "ERROR"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("charger-harness")
+    g.addoption("--dut", action="append", default=[], metavar="FILE",
+                help="DUT profile (repeatable: one charging station and/or one CSMS). Default: the built-in simulators.")
+    g.addoption("--sim-fault", default=None, metavar="NAME", help="start the built-in simulators with this fault")
+    g.addoption("--allure-results", default=None, metavar="DIR", help="write Allure results here")
+    g.addoption("--verdicts-json", default=None, metavar="FILE", help="write every case's verdict to this JSON file")
+    g.addoption("--operator", default=None, help="name recorded for manual answers")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in ("ocpp16: OCPP 1.6J case", "ocpp201: OCPP 2.0.1 case",
+                 "role_csms: the harness plays the CSMS (DUT is a charging station)",
+                 "role_cs: the harness plays the charging station (DUT is a CSMS)"):
+        config.addinivalue_line("markers", line)
+    _session_verdicts.clear()   # the CLI may run several sessions in one process
+
+
+def _profiles(config: pytest.Config) -> list[DutProfile]:
+    cached = getattr(config, "_harness_profiles", None)
+    if cached is not None:
+        return cached
+    paths = config.getoption("--dut")
+    try:
+        profiles = [load_profile(p) for p in paths] if paths else builtin_profiles()
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config._harness_profiles = profiles  # type: ignore[attr-defined]
+    return profiles
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and file_path.name.startswith("TC_") and "_common" not in file_path.parts:
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _marker_name(text: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+
+
+class CaseFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            case = load_case(self.path)
+        except CaseLoadError as exc:
+            yield BrokenCaseItem.from_parent(self, name=self.path.stem, error=exc)
+            return
+        item = CaseItem.from_parent(self, name=case.id, case=case)
+        markers = ["ocpp16" if case.ocpp == "1.6" else "ocpp201", f"role_{case.role}",
+                   f"profile_{_marker_name(case.profile)}"]
+        if case.block:
+            markers.append(f"block_{_marker_name(case.block)}")
+        for m in markers:
+            self.config.addinivalue_line("markers", f"{m}: charger-harness case attribute")
+            item.add_marker(m)
+        yield item
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case: TestCase, **kw: Any):
+        super().__init__(**kw)
+        self.case = case
+        self.execution: Execution | None = None
+        self.user_properties += [("case_id", case.id), ("profile", case.profile), ("ocpp", case.ocpp),
+                                 ("role", case.role), ("mandatory", case.mandatory)]
+
+    def dut(self) -> DutProfile | None:
+        for p in _profiles(self.config):
+            if p.kind == self.case.dut_kind:
+                return p
+        return None
+
+    def runtest(self) -> None:
+        profile = self.dut()
+        assert profile is not None   # deselected otherwise
+        fault = self.config.getoption("--sim-fault")
+        self.execution = asyncio.run(execute(self.case, profile, fault=fault, operator=self.config.getoption("--operator")))
+        result = self.execution.result
+        self._publish(profile, result, fault)
+        if result.verdict == Verdict.PASS:
+            return
+        if result.verdict == Verdict.FAIL:
+            raise CaseFailed(result, self.execution)
+        if result.verdict == Verdict.ERROR:
+            raise CaseErrored(result, self.execution)
+        pytest.skip(f"{result.verdict.value}: {result.message}")
+
+    def _publish(self, profile: DutProfile, result: CaseResult, fault: str | None) -> None:
+        self.user_properties.append((VERDICT_KEY, result.verdict.value))
+        self.user_properties.append(("message", result.message))
+        self.user_properties.append(("dut", profile.name))
+        if result.dut_identity:
+            self.user_properties.append(("dut_identity", json.dumps(result.dut_identity)))
+        outdir = self.config.getoption("--allure-results")
+        if outdir:
+            from .report.publish import publish_case
+
+            publish_case(Path(outdir), self.case, result, self.execution.trace if self.execution else None,
+                         profile, fault=fault)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        exc = excinfo.value
+        if isinstance(exc, (CaseFailed, CaseErrored)):
+            return exc.render()
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.case.id}: {self.case.title}"
+
+
+class BrokenCaseItem(pytest.Item):
+    """A test case file that cannot be loaded: its verdict is ERROR, the run goes on."""
+
+    def __init__(self, *, error: CaseLoadError, **kw: Any):
+        super().__init__(**kw)
+        self.error = error
+        self.user_properties += [("case_id", self.name), ("profile", "(unloadable)"), ("mandatory", True)]
+
+    def runtest(self) -> None:
+        self.user_properties.append((VERDICT_KEY, Verdict.ERROR.value))
+        self.user_properties.append(("message", str(self.error).splitlines()[0]))
+        outdir = self.config.getoption("--allure-results")
+        if outdir:
+            from .report.publish import publish_broken
+
+            publish_broken(Path(outdir), self.path, self.error)
+        raise self.error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return f"ERROR (test case cannot be loaded)\n{excinfo.value}"
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.name}: unloadable test case"
+
+
+class CaseFailed(Exception):
+    def __init__(self, result: CaseResult, execution: Execution):
+        super().__init__(result.message)
+        self.result, self.execution = result, execution
+
+    def render(self) -> str:
+        tail = "\n".join(f"    {e.direction:5} {e.kind:10} {e.action:22} {e.raw[:160]}"
+                         for e in self.execution.trace.last(8))
+        return f"{self.result.summary()}\n  last frames:\n{tail}"
+
+
+class CaseErrored(CaseFailed):
+    pass
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    profiles = _profiles(config)
+    kinds = {p.kind for p in profiles}
+    keep, drop = [], []
+    for item in items:
+        if isinstance(item, CaseItem) and item.case.dut_kind not in kinds:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        config._harness_deselected = len(drop)  # type: ignore[attr-defined]
+
+
+def _verdict_of(report: pytest.TestReport) -> Verdict | None:
+    for k, v in report.user_properties:
+        if k == VERDICT_KEY:
+            return Verdict(v)
+    return None
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    if report.when != "call":
+        return None
+    verdict = _verdict_of(report)
+    if verdict in _CATEGORY:
+        return _CATEGORY[verdict]
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    verdict = _verdict_of(report)
+    if verdict is None:
+        return
+    props = dict(report.user_properties)
+    _session_verdicts.append({
+        "nodeid": report.nodeid, "case_id": props.get("case_id"), "profile": props.get("profile"),
+        "ocpp": props.get("ocpp"), "role": props.get("role"), "mandatory": props.get("mandatory", True),
+        "verdict": verdict.value, "message": props.get("message", ""), "dut": props.get("dut", ""),
+        "dut_identity": json.loads(props["dut_identity"]) if "dut_identity" in props else {},
+        "duration": round(report.duration, 3),
+    })
+
+
+_session_verdicts: list[dict[str, Any]] = []
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _is_worker(config) or not _session_verdicts:
+        return
+    from .report.publish import render_verdict_table
+
+    terminalreporter.write_sep("=", "charger-harness verdicts")
+    terminalreporter.write_line(render_verdict_table(_session_verdicts))
+    deselected = getattr(config, "_harness_deselected", 0)
+    if deselected:
+        terminalreporter.write_line(f"{deselected} case(s) deselected: no DUT profile of the kind they test "
+                                    "(give --dut for a charging station and/or a CSMS)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config):
+        return
+    path = config.getoption("--verdicts-json")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(_session_verdicts, indent=1))
+    outdir = config.getoption("--allure-results")
+    if outdir and _session_verdicts:
+        from .report.publish import publish_session
+
+        publish_session(Path(outdir), _session_verdicts, _profiles(config), harness_version=__version__,
+                        library_root=Path(str(config.rootpath)) / "testcases", fault=config.getoption("--sim-fault"))
+    if os.environ.get("CHARGER_HARNESS_DEBUG"):
+        print(json.dumps(_session_verdicts, indent=1))

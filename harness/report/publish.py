@@ -1,0 +1,104 @@
+"""What the pytest plugin hands to the report layer, per case and per run.
+
+Per case (in whichever xdist worker ran it): the Allure result with the frame trace and
+the DUT identity seen. Per run (controller only): environment, categories, and the
+certification summary as an attachment-ready JSON next to the results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+from ..dut.profile import DutProfile
+from ..ocpp.trace import Trace
+from ..scenario.loader import CaseLoadError
+from ..scenario.model import TestCase
+from ..scenario.verdict import CaseResult, Verdict
+from .allure_writer import write_case_result, write_categories, write_environment
+from .redact import Redactor
+from .summary import render_text, summarize
+
+SUMMARY_FILE = "certification-summary.json"
+
+
+def redactor_for(profiles: Iterable[DutProfile]) -> Redactor:
+    profiles = list(profiles)
+    secrets = [s for p in profiles for s in p.secrets()]
+    users = [p.station_id for p in profiles]
+    return Redactor(secrets, users)
+
+
+def publish_case(outdir: Path, case: TestCase, result: CaseResult, trace: Trace | None, profile: DutProfile,
+                 *, fault: str | None) -> None:
+    redactor = redactor_for([profile])
+    params = {"DUT": profile.name, "OCPP version": case.ocpp,
+              "harness role": "CSMS" if case.role == "csms" else "charging station"}
+    if fault:
+        params["simulator fault"] = fault
+    extra = {"verdict.txt": (result.summary(), "text/plain")}
+    if result.captures:
+        extra["captures.json"] = (json.dumps(result.captures, indent=1, default=str), "application/json")
+    write_case_result(outdir, case, result, trace, redactor=redactor, parameters=params, dut_name=profile.name,
+                      extra_attachments=extra, host=platform.node())
+    if result.dut_identity:
+        write_environment(outdir, {f"DUT.{k}": v for k, v in result.dut_identity.items()}, redactor)
+
+
+def publish_broken(outdir: Path, path: Path, error: CaseLoadError) -> None:
+    """An unloadable case still appears in the report, as ERROR with every problem listed."""
+    case = TestCase(id=path.stem, title="(test case cannot be loaded)", ocpp="?", role="?", profile="(unloadable)",
+                    steps=[], path=path, description=str(error))
+    now = time.time()
+    result = CaseResult(path.stem, Verdict.ERROR, str(error).splitlines()[0], start=now, stop=now)
+    write_case_result(outdir, case, result, None, redactor=Redactor([]), parameters={"file": str(path)},
+                      extra_attachments={"load-errors.txt": (str(error), "text/plain")})
+
+
+def library_hash(root: Path) -> str:
+    """SHA-256 over the test library's files (names and contents): which cases were run."""
+    h = hashlib.sha256()
+    if root.is_dir():
+        for f in sorted(root.rglob("*.y*ml")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def summary_of(records: list[dict[str, Any]]) -> dict[str, Any]:
+    pairs = [(SimpleNamespace(id=r["case_id"], profile=r["profile"], mandatory=r.get("mandatory", True)),
+              SimpleNamespace(verdict=Verdict(r["verdict"]), message=r.get("message", ""))) for r in records]
+    return summarize(pairs)  # type: ignore[arg-type]
+
+
+def publish_session(outdir: Path, records: list[dict[str, Any]], profiles: list[DutProfile], *,
+                    harness_version: str, library_root: Path, fault: str | None) -> None:
+    redactor = redactor_for(profiles)
+    outdir.mkdir(parents=True, exist_ok=True)
+    env: dict[str, str] = {
+        "harness.version": harness_version,
+        "testlibrary.sha256": library_hash(library_root),
+        "run.date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    for p in profiles:
+        prefix = f"DUT[{p.kind}]"
+        env[f"{prefix}.profile"] = p.name
+        env[f"{prefix}.ocpp_versions"] = ", ".join(p.ocpp_versions)
+        env[f"{prefix}.security_profile"] = str(p.security_profile)
+        env[f"{prefix}.adapter"] = p.adapter
+    if fault:
+        env["simulator.fault"] = fault
+    write_environment(outdir, env, redactor)
+    write_categories(outdir)
+    summary = summary_of(records)
+    summary["verdicts"] = records
+    (outdir.parent / SUMMARY_FILE).write_text(redactor.text(json.dumps(summary, indent=1, default=str)), "utf-8")
+
+
+def render_verdict_table(records: list[dict[str, Any]]) -> str:
+    return render_text(summary_of(records))
