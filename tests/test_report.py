@@ -16,7 +16,7 @@ from rich.console import Console
 from harness.dut.profile import profile_from_dict
 from harness.ocpp.trace import Trace
 from harness.report import html as report_html
-from harness.report.allure_writer import (CATEGORIES, read_properties, write_case_result, write_categories,
+from harness.report.allure_writer import (read_properties, write_case_result, write_categories,
                                           write_environment, write_executor)
 from harness.report.redact import Redactor
 from harness.report.summary import render_rich, render_text, summarize
@@ -381,7 +381,12 @@ def test_render_html_single_file(tmp_path, redactor):
     assert text.lstrip().lower().startswith("<!doctype html")
     assert "depot-dc-400 conformance" in text
     assert report_html.external_references(index) == []              # opens from disk, calls nowhere
-    for f in (tmp_path / "html").rglob("*"):
-        if f.is_file():
-            body = f.read_text("utf-8", errors="replace")
-            assert not any(form in body for form in LEAK_FORMS)
+    # Single file: results, attachments, environment and categories are inlined (base64).
+    embedded = report_html.embedded_files(index)
+    assert sum(name.startswith("data/test-results/") for name in embedded) == 5
+    assert sum(name.startswith("data/attachments/") for name in embedded) >= 5 * 4
+    inlined = b"".join(embedded.values()).decode("utf-8", errors="replace")
+    assert "Acme" in inlined and "Not applicable (PICS)" in inlined and "BootNotification" in inlined
+    bodies = [f.read_text("utf-8", errors="replace") for f in (tmp_path / "html").rglob("*") if f.is_file()]
+    for body in [*bodies, inlined]:
+        assert not any(form in body for form in LEAK_FORMS)

@@ -14,6 +14,7 @@ is set as well).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -44,7 +45,7 @@ def find_allure_cli() -> list[str] | None:
     """The command that runs the Allure 3 CLI: the repo's node_modules first, then PATH."""
     node = shutil.which("node")
     local = REPO_ROOT / "node_modules" / "allure" / "cli.js"
-    if node and local.is_file():
+    if node and local.is_file() and (_major_version([node]) or 0) >= 18:
         # Call node directly: the .bin shim relies on `/usr/bin/env node` and on execute bits.
         return [node, str(local)]
     on_path = shutil.which("allure")
@@ -59,16 +60,14 @@ def _major_version(cmd: list[str]) -> int | None:
                              env=_env()).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    m = re.search(r"(\d+)\.\d+", out)
+    m = re.search(r"(\d+)\.\d+", out)   # "3.18.0", "v20.20.2"
     return int(m.group(1)) if m else None
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    # Allure Service uploads are configured only in the allurerc, which we generate without one.
     env.update(ALLURE_NO_ANALYTICS="true", NO_COLOR="1", FORCE_COLOR="0")
-    # A token in the environment would make the CLI try to upload to Allure Service.
-    for key in [k for k in env if k.startswith("ALLURE_SERVICE") or k.startswith("ALLURE_TOKEN")]:
-        del env[key]
     return env
 
 
@@ -101,6 +100,8 @@ def render_html(results_dir: Path, out_dir: Path, *, single_file: bool = True, n
         config["historyPath"] = str(Path(history).resolve())
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    index = out_dir / "index.html"
+    index.unlink(missing_ok=True)   # never hand back a previous run's report
     with tempfile.TemporaryDirectory(prefix="allure-cwd-") as scratch:
         rc = Path(scratch) / "allurerc.json"
         rc.write_text(json.dumps(config), "utf-8")
@@ -113,7 +114,6 @@ def render_html(results_dir: Path, out_dir: Path, *, single_file: bool = True, n
             raise AllureUnavailable(f"cannot run {cli[0]}: {exc}; {HINT}") from None
         except subprocess.TimeoutExpired:
             raise AllureUnavailable(f"allure generate did not finish within {timeout:.0f} s") from None
-    index = out_dir / "index.html"
     if proc.returncode != 0 or not index.is_file():
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise AllureUnavailable(f"allure generate failed (exit {proc.returncode}):\n{tail}")
@@ -146,3 +146,14 @@ def external_references(index: Path) -> list[str]:
     """Tags in the report that would load something from the network (should be none)."""
     html = Path(index).read_text("utf-8")
     return [html[m.start():m.start() + 160] for m in _EXTERNAL_REF.finditer(html)]
+
+
+# How the single-file awesome report embeds its data: d("<path>","<base64>") calls.
+_EMBEDDED = re.compile(r'd\("([^"]+)","([A-Za-z0-9+/=]*)"\)')
+
+
+def embedded_files(index: Path) -> dict[str, bytes]:
+    """The data files a single-file report carries inside it (attachments, test results,
+    widgets), decoded. For checks such as "no secret anywhere in the report"."""
+    html = Path(index).read_text("utf-8")
+    return {m.group(1): base64.b64decode(m.group(2)) for m in _EMBEDDED.finditer(html)}
