@@ -17,6 +17,7 @@ from .dut.adapters import AdapterUnavailable, SimAdapter, make_adapter
 from .dut.base import Adapter
 from .dut.profile import DutProfile
 from .ocpp.trace import Trace
+from .roles.endpoint import CsmsEndpoint
 from .roles.session import CsmsSession, Session, StationSession
 from .scenario.engine import Engine
 from .scenario.model import TestCase
@@ -55,7 +56,7 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
         return _short_result(case, Verdict.NOT_APPLICABLE, reason)
     trace = Trace()
     variables = {"pixit": dict(profile.pixit), "dut": {"station_id": profile.station_id, **profile.identity}}
-    server: OcppServer | None = None
+    endpoint: CsmsEndpoint | None = None
     session: Session | None = None
     try:
         adapter: Adapter = make_adapter(profile, fault=fault, operator=operator)
@@ -63,9 +64,10 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
         return _short_result(case, Verdict.INCONCLUSIVE, f"adapter '{profile.adapter}' unavailable: {exc}")
     try:
         if case.role == "csms":
-            server, session = await _csms_side(case, profile, trace)
+            endpoint = await _csms_endpoint(case, profile, trace)
+            session = await CsmsSession(case.ocpp, trace, endpoint, profile.station_id).start()
             if isinstance(adapter, SimAdapter):
-                await adapter.start_station(server.url(), case.ocpp)
+                await adapter.start_station(endpoint.server.url(), case.ocpp)
         else:
             endpoint = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
             security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0 else 0,
@@ -79,23 +81,42 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
     finally:
         await _bounded(session.close() if session else None)
         await _bounded(adapter.stop())
-        await _bounded(server.stop() if server else None)
+        if endpoint is not None and not _is_persistent(profile):
+            await _bounded(endpoint.stop())
     return Execution(result, trace)
 
 
-async def _csms_side(case: TestCase, profile: DutProfile, trace: Trace) -> tuple[OcppServer, CsmsSession]:
-    host, port, prefix = "127.0.0.1", 0, "/ocpp"
-    if profile.adapter != "sim" and profile.endpoint:
-        # A real station is configured with a fixed URL: listen exactly there.
-        url = urlparse(profile.endpoint)
-        host, port, prefix = url.hostname or "0.0.0.0", url.port or 9000, url.path.rstrip("/") or "/ocpp"
+# Endpoints for DUTs configured with a fixed harness URL live for the whole session.
+_persistent: dict[tuple[str, int, str], CsmsEndpoint] = {}
+
+
+def _is_persistent(profile: DutProfile) -> bool:
+    return bool(profile.endpoint) and (profile.adapter != "sim" or "control_url" in profile.adapter_options)
+
+
+async def _csms_endpoint(case: TestCase, profile: DutProfile, trace: Trace) -> CsmsEndpoint:
     password = profile.password
     check = (lambda station_id, pw: pw == password) if password and profile.security_profile >= 1 else None
-    server = OcppServer(versions=(case.ocpp,), host=host, port=port, path_prefix=prefix,
-                        security=SecurityProfile(1 if check else 0), password_check=check, trace=trace)
-    await server.start()
-    session = await CsmsSession(case.ocpp, trace, server, profile.station_id).start()
-    return server, session
+    security = SecurityProfile(1 if check else 0)
+    pixit = dict(profile.pixit)
+    if not _is_persistent(profile):
+        # Embedded simulator: a fresh server on a free port per case keeps cases independent.
+        server = OcppServer(versions=(case.ocpp,), security=security, password_check=check, trace=trace)
+        return await CsmsEndpoint(server, pixit).start()
+    # A real station is configured with a fixed URL: listen exactly there, for the whole run.
+    url = urlparse(profile.endpoint)
+    key = (url.hostname or "0.0.0.0", url.port or 9000, url.path.rstrip("/") or "/ocpp")
+    if key not in _persistent:
+        server = OcppServer(versions=tuple(profile.ocpp_versions), host=key[0], port=key[1], path_prefix=key[2],
+                            security=security, password_check=check)
+        _persistent[key] = await CsmsEndpoint(server, pixit).start()
+    return _persistent[key]
+
+
+async def close_persistent_endpoints() -> None:
+    for ep in list(_persistent.values()):
+        await _bounded(ep.stop())
+    _persistent.clear()
 
 
 async def _bounded(aw: object) -> None:

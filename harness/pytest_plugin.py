@@ -14,10 +14,10 @@ Works under pytest-xdist: everything a verdict needs travels in `user_properties
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,12 +26,15 @@ import pytest
 from . import __version__
 from .dut.builtin import builtin_profiles
 from .dut.profile import DutProfile, ProfileError, load_profile
-from .execute import Execution, execute
+from .execute import Execution, close_persistent_endpoints, execute
+from .loop import HarnessHung, background_loop, shutdown
+from .ocpp.trace import Trace
 from .scenario.loader import CaseLoadError, load_case
 from .scenario.model import TestCase
 from .scenario.verdict import CaseResult, Verdict
 
 VERDICT_KEY = "charger_harness_verdict"
+OUTER_GUARD_S = 60.0    # beyond the case's own timeout: set-up and teardown, each bounded
 _CATEGORY = {
     Verdict.INCONCLUSIVE: ("inconclusive", "I", "INCONCLUSIVE"),
     Verdict.NOT_APPLICABLE: ("not applicable", "N", "NOT APPLICABLE"),
@@ -116,7 +119,13 @@ class CaseItem(pytest.Item):
         profile = self.dut()
         assert profile is not None   # deselected otherwise
         fault = self.config.getoption("--sim-fault")
-        self.execution = asyncio.run(execute(self.case, profile, fault=fault, operator=self.config.getoption("--operator")))
+        coro = execute(self.case, profile, fault=fault, operator=self.config.getoption("--operator"))
+        try:
+            self.execution = background_loop().run(coro, guard=self.case.timeout + OUTER_GUARD_S)
+        except HarnessHung as exc:
+            now = time.time()
+            self.execution = Execution(CaseResult(self.case.id, Verdict.ERROR, f"harness hung: {exc}", start=now,
+                                                  stop=now), Trace())
         result = self.execution.result
         self._publish(profile, result, fault)
         if result.verdict == Verdict.PASS:
@@ -259,6 +268,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
+    try:
+        background_loop().run(close_persistent_endpoints(), guard=30)
+    except HarnessHung:
+        pass
+    shutdown()
     if _is_worker(config):
         return
     path = config.getoption("--verdicts-json")

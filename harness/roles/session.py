@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..ocpp.connection import Closed, Event, OcppConnection
 from ..ocpp.trace import Trace
 from ..transport.client import connect_station
 from ..transport.security import SecurityProfile
-from ..transport.server import OcppServer
+
+if TYPE_CHECKING:
+    from .endpoint import CsmsEndpoint
 
 
 @dataclass
@@ -66,30 +68,41 @@ class Session:
 
 
 class CsmsSession(Session):
-    """Harness as CSMS: listens; the DUT (a station) connects."""
+    """Harness as CSMS: the DUT (a station) connects to the endpoint; this case listens."""
 
     role = "csms"
 
-    def __init__(self, version: str, trace: Trace, server: OcppServer, station_id: str | None):
+    def __init__(self, version: str, trace: Trace, endpoint: "CsmsEndpoint", station_id: str | None):
         super().__init__(version, trace)
-        self.server = server
+        self.endpoint = endpoint
         self.station_id = station_id
 
     async def start(self) -> "CsmsSession":
-        self._tasks.append(asyncio.get_running_loop().create_task(self._accept_loop()))
+        self.endpoint.attach(self)
         return self
 
-    async def _accept_loop(self) -> None:
-        while True:
-            acc = await self.server.accepted.get()
-            if self.station_id and acc.station_id != self.station_id:
-                self.trace.event(acc.station_id, f"ignored connection from unexpected station id {acc.station_id!r}"
-                                 f" (DUT profile says {self.station_id!r})", "IGNORED")
-                await acc.connection.close(1008, "unexpected station id")
-                continue
-            if acc.version != self.version:
-                self.trace.event(acc.station_id, f"station negotiated OCPP {acc.version}, case needs {self.version}", "IGNORED")
-            self._adopt(acc.connection, acc.station_id)
+    def wants(self, station_id: str, conn: OcppConnection) -> bool:
+        if self.station_id and station_id != self.station_id:
+            self.trace.event(station_id, f"ignored connection from unexpected station id {station_id!r}"
+                             f" (DUT profile says {self.station_id!r})", "IGNORED")
+            return False
+        return True
+
+    def take(self, conn: OcppConnection, station_id: str) -> None:
+        if conn.version != self.version:
+            self.trace.event(station_id, f"station speaks OCPP {conn.version}; this case is OCPP {self.version}", "NOTE")
+        conn.trace = self.trace          # this case's evidence from now on
+        self._adopt(conn, station_id)
+
+    async def release(self) -> None:
+        """Stop listening without closing the DUT's connection (it may serve the next case)."""
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.endpoint.detach(self)
 
 
 class StationSession(Session):

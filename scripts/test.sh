@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (once) and run the project's own tests (what CI runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c "import harness, hypothesis, xdist" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+fi
+if command -v npm >/dev/null 2>&1 && [ ! -x node_modules/.bin/allure ]; then
+  npm install --no-audit --no-fund --loglevel=error || echo "npm install failed: HTML report tests will skip"
+fi
+exec .venv/bin/pytest tests -n 2 -q "$@"
