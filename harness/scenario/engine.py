@@ -271,6 +271,11 @@ class Engine:
                 skipped.append(ev.call.action)
                 await self._auto_reply(ev, step)
                 continue
+            if step.spec.get("until_match") and "match" in step.spec and \
+                    match(step.spec["match"], ev.call.payload, self._vars(step)):
+                skipped.append(f"{action} (not matching)")   # wait for the one that matches
+                await self._auto_reply(ev, step)
+                continue
             self._capture_identity(ev)
             return await self._handle_expected_call(ev, step, asyncio.get_running_loop().time() - started)
 
@@ -424,7 +429,7 @@ class Engine:
     async def _step_action(self, step: Step) -> str:
         name = str(step.target)
         params = self._sub(step.spec.get("params") or {}, step)
-        say = str(step.spec.get("say", "")) or f"Perform '{name}' on the DUT ({json.dumps(params)})"
+        say = str(self._sub(step.spec.get("say", ""), step)) or f"Perform '{name}' on the DUT ({json.dumps(params)})"
         task = asyncio.get_running_loop().create_task(self.adapter.perform(name, params, say, step.timeout))
         self._actions.append(_PendingAction(self._index, name, task))
         await asyncio.sleep(0)                # let the adapter start before the next step listens

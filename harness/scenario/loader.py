@@ -151,6 +151,25 @@ def check_document(doc: Any, path: Path, library_root: Path | None = None) -> li
         issues.append(LoadIssue(fname, line, col, f"{where}: {err.message}", _schema_hint(err)))
     version = doc.get("ocpp") if doc.get("ocpp") in ocpp_schemas.SUPPORTED_VERSIONS else None
     steps = doc.get("steps") if isinstance(doc.get("steps"), list) else []
+    issues += _check_steps(doc, steps, fname, version, library_root)
+    role = doc.get("role")
+    for j, fault in enumerate(doc.get("faults") or []):
+        known_faults = _fault_names("cs" if role == "csms" else "csms")
+        if known_faults is not None and fault not in known_faults:
+            line, col = _position(doc, ["faults", j])
+            issues.append(LoadIssue(fname, line, col, f"faults/{j}: no simulator fault {fault!r} for a {'charging station' if role == 'csms' else 'CSMS'} DUT",
+                                    _close(str(fault), known_faults) or "list them with `charger-harness sim --list-faults`"))
+    tc_id = doc.get("id")
+    if isinstance(tc_id, str) and path.stem.startswith("TC_") and path.stem != tc_id:
+        line, col = _position(doc, ["id"])
+        issues.append(LoadIssue(fname, line, col, f"id {tc_id!r} differs from the file name {path.stem!r}", "name the file after the id"))
+    return issues
+
+
+def _check_steps(doc: Any, steps: list[Any], fname: str, version: str | None,
+                 library_root: Path | None) -> list[LoadIssue]:
+    """Checks a schema cannot express, for the steps of a case or of a fragment."""
+    issues: list[LoadIssue] = []
     for i, step in enumerate(steps):
         if not isinstance(step, dict):
             continue
@@ -175,18 +194,27 @@ def check_document(doc: Any, path: Path, library_root: Path | None = None) -> li
                 known = [p.stem for p in (library_root / FRAGMENT_DIR).glob("*.yaml")]
                 issues.append(LoadIssue(fname, line, col, f"steps/{i}: no fragment {step['include']!r} in {library_root / FRAGMENT_DIR}",
                                         _close(str(step["include"]), known) or f"known fragments: {', '.join(sorted(known))}"))
-    role = doc.get("role")
-    for j, fault in enumerate(doc.get("faults") or []):
-        known_faults = _fault_names("cs" if role == "csms" else "csms")
-        if known_faults is not None and fault not in known_faults:
-            line, col = _position(doc, ["faults", j])
-            issues.append(LoadIssue(fname, line, col, f"faults/{j}: no simulator fault {fault!r} for a {'charging station' if role == 'csms' else 'CSMS'} DUT",
-                                    _close(str(fault), known_faults) or "list them with `charger-harness sim --list-faults`"))
-    tc_id = doc.get("id")
-    if isinstance(tc_id, str) and path.stem.startswith("TC_") and path.stem != tc_id:
-        line, col = _position(doc, ["id"])
-        issues.append(LoadIssue(fname, line, col, f"id {tc_id!r} differs from the file name {path.stem!r}", "name the file after the id"))
     return issues
+
+
+def check_fragment(doc: Any, path: Path, version: str | None, library_root: Path | None) -> list[LoadIssue]:
+    """Every problem in one `_common/` fragment: its steps get the same checks as a case's."""
+    fname = str(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
+        return [LoadIssue(fname, 1, 1, "a fragment is a mapping with a 'steps' list")]
+    issues: list[LoadIssue] = []
+    step_schema = {**format_schema()["$defs"]["step"], "$defs": format_schema()["$defs"]}
+    validator = jsonschema.Draft202012Validator(step_schema)
+    for i, step in enumerate(doc["steps"]):
+        for err in sorted(validator.iter_errors(_to_plain(step)), key=lambda e: list(map(str, e.absolute_path))):
+            pos_path = ["steps", i, *err.absolute_path]
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                allowed = err.schema.get("properties", {})
+                pos_path += [k for k in err.instance if k not in allowed][:1]
+            line, col = _position(doc, pos_path)
+            where = "/".join(map(str, ["steps", i, *err.absolute_path]))
+            issues.append(LoadIssue(fname, line, col, f"{where}: {err.message}", _schema_hint(err)))
+    return issues + _check_steps(doc, doc["steps"], fname, version, library_root)
 
 
 def _fault_names(target: str) -> set[str] | None:
@@ -215,7 +243,7 @@ def load_case(path: str | Path) -> TestCase:
     issues = check_document(doc, path, root)
     if issues:
         raise CaseLoadError(issues)
-    steps = _expand_steps(doc["steps"], path, root, depth=0)
+    steps = _expand_steps(doc["steps"], path, root, depth=0, version=doc.get("ocpp"))
     plain = _to_plain(doc)
     return TestCase(
         id=plain["id"], title=plain["title"], ocpp=plain["ocpp"], role=plain["role"], profile=plain["profile"],
@@ -227,7 +255,8 @@ def load_case(path: str | Path) -> TestCase:
     )
 
 
-def _expand_steps(raw_steps: Any, path: Path, root: Path, depth: int, vars_: dict[str, Any] | None = None) -> list[Step]:
+def _expand_steps(raw_steps: Any, path: Path, root: Path, depth: int, vars_: dict[str, Any] | None = None,
+                  version: str | None = None) -> list[Step]:
     out: list[Step] = []
     for i, raw in enumerate(raw_steps):
         line, _ = _position(raw_steps, [i])
@@ -238,10 +267,11 @@ def _expand_steps(raw_steps: Any, path: Path, root: Path, depth: int, vars_: dic
                 raise CaseLoadError([LoadIssue(str(path), line, 1, f"includes nested deeper than {MAX_INCLUDE_DEPTH}", "is a fragment including itself?")])
             frag_path = root / FRAGMENT_DIR / f"{spec['include']}.yaml"
             frag = read_yaml(frag_path)
-            if not isinstance(frag, dict) or not isinstance(frag.get("steps"), list):
-                raise CaseLoadError([LoadIssue(str(frag_path), 1, 1, "a fragment is a mapping with a 'steps' list")])
+            frag_issues = check_fragment(frag, frag_path, version, root)
+            if frag_issues:
+                raise CaseLoadError(frag_issues)
             merged_vars = {**(vars_ or {}), **(spec.get("vars") or {})}
-            for st in _expand_steps(frag["steps"], frag_path, root, depth + 1, merged_vars):
+            for st in _expand_steps(frag["steps"], frag_path, root, depth + 1, merged_vars, version):
                 if merged_vars:
                     st.spec.setdefault("_vars", merged_vars)
                 out.append(st)
