@@ -104,7 +104,7 @@ def decode(text: str | bytes) -> Frame:
     if not isinstance(data, list) or not data:
         raise FramingError("frame is not a non-empty JSON array")
     mtype = data[0]
-    if mtype not in (2, 3, 4) or isinstance(mtype, bool):
+    if not isinstance(mtype, int) or isinstance(mtype, bool) or mtype not in (2, 3, 4):   # 2.0 and true are not ids
         raise FramingError(f"unknown MessageTypeId {mtype!r} (expected 2, 3 or 4)")
     if len(data) < 2 or not isinstance(data[1], str):
         raise FramingError("MessageId missing or not a string")
