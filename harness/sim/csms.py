@@ -90,7 +90,8 @@ class StationState:
     transactions: dict[str | int, Transaction] = field(default_factory=dict)
     triggered: set[str] = field(default_factory=set)  # CALLs allowed while Pending (B02.FR.09)
     notes: list[str] = field(default_factory=list)    # protocol oddities the CSMS noticed
-    received: deque[tuple[str, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=200))
+    # Recent CALLs (action, payload), bounded so thousands of stations in a fleet run stay cheap.
+    received: deque[tuple[str, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=50))
 
     def ongoing(self) -> list[Transaction]:
         return [t for t in self.transactions.values() if not t.ended]
@@ -182,6 +183,14 @@ class _LaxSubprotocolServer(OcppServer):
 # ---- the simulator ---------------------------------------------------------------------------
 
 class CsmsSimulator:
+    """A CSMS that stations connect to at `url + "/<station id>"` (see the module docstring).
+
+    Defaults a test-case author relies on (CsmsSimConfig): BootNotification → Accepted with
+    interval 60 s; tokens TRUCK-0001/TRUCK-0002 valid, BLOCKED-01 blocked, anything else
+    Invalid; `registration` may pre-set a station's boot answer (key "*" = every station);
+    with `passwords` empty any station may connect.
+    """
+
     def __init__(self, cfg: CsmsSimConfig, fault: str | None = None, trace: Trace | None = None):
         if fault is not None and fault not in CSMS_FAULTS:
             raise UnknownFault(f"unknown CSMS fault {fault!r}; known: {', '.join(sorted(CSMS_FAULTS))}")
@@ -414,6 +423,26 @@ class CsmsSimulator:
     # ---- operator actions ---------------------------------------------------------------
 
     async def perform(self, action: str, params: dict[str, Any]) -> Any:
+        """The operator's out-of-band actions. All take `station_id`; those that send a CALL
+        also take `timeout` (s, default 20) and `connect_timeout` (s to wait for the station to
+        be connected, default 0), and return {"action", "request", "response" | "error"
+        {code, description, details}, "violation"? (the answer breaks the schema)}.
+
+        set_registration  status Accepted|Pending|Rejected, interval? → next boots' answer (sticky)
+        remote_start      id_token (str or IdTokenType), evse? (2.0.1) / connector? (1.6),
+                          id_token_type? (default Central), charging_profile?
+        remote_stop       transaction_id? (default: the station's latest ongoing transaction)
+        reset             type? (default Immediate / Hard), evse? (2.0.1)
+        get_variables     variables [{component, variable, attribute_type?}]           (2.0.1)
+        set_variables     variables [{component, variable, value, attribute_type?}]    (2.0.1)
+        get_configuration keys?                                                         (1.6)
+        change_configuration key, value                                                 (1.6)
+        trigger_message   message, evse?, connector?
+        change_availability status? (default Inoperative), evse?/connector?
+        send              action, payload, validate? (default true): any CALL
+        station_state     → the CSMS's model of the station as JSON
+        disconnect        the CSMS closes the station's websocket
+        """
         params = dict(params or {})
         generic: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "set_registration": self._set_registration, "send": self._send,
