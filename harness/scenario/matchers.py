@@ -184,8 +184,12 @@ def _match_operators(spec: dict[str, Any], actual: Any, variables: Mapping[str, 
                 fail(f"type {' or '.join(names)}")
         elif op == "$regex":
             pattern = str(substitute(arg, variables))
-            if not isinstance(actual, str) or re.fullmatch(pattern, actual) is None:
-                fail(f"a string matching /{arg}/")
+            try:
+                regex = re.compile(pattern)
+            except re.error as exc:
+                raise MatcherError(f"$regex {pattern!r} at {path or '<payload>'} is not a valid regular expression: {exc}") from None
+            if not isinstance(actual, str) or regex.fullmatch(actual) is None:
+                fail(f"a string matching /{pattern}/")
         elif op == "$one_of":
             options = substitute(arg, variables)
             if not isinstance(options, list):
@@ -193,7 +197,10 @@ def _match_operators(spec: dict[str, Any], actual: Any, variables: Mapping[str, 
             if not any(_equal(o, actual) for o in options):
                 fail(f"one of {json.dumps(options, default=str)}")
         elif op == "$range":
-            lo, hi = substitute(arg, variables)
+            bounds = substitute(arg, variables)
+            if not isinstance(bounds, list) or len(bounds) != 2 or not all(_num(b) for b in bounds):
+                raise MatcherError(f"$range needs [min, max] numbers at {path or '<payload>'}, got {bounds!r}")
+            lo, hi = bounds
             if not _num(actual) or not (lo <= actual <= hi):
                 fail(f"a number in [{lo}, {hi}]")
         elif op in ("$gt", "$gte", "$lt", "$lte"):
