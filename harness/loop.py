@@ -46,6 +46,8 @@ class BackgroundLoop:
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 _loop: BackgroundLoop | None = None
@@ -58,6 +60,10 @@ def background_loop() -> BackgroundLoop:
         if _loop is None:
             _loop = BackgroundLoop()
         return _loop
+
+
+def is_running() -> bool:
+    return _loop is not None
 
 
 def shutdown() -> None:

@@ -28,6 +28,7 @@ from .dut.builtin import builtin_profiles
 from .dut.profile import DutProfile, ProfileError, load_profile
 from .execute import Execution, close_persistent_endpoints, execute
 from .loop import HarnessHung, background_loop, shutdown
+from .loop import is_running as loop_running
 from .ocpp.trace import Trace
 from .scenario.loader import CaseLoadError, load_case
 from .scenario.model import TestCase
@@ -268,11 +269,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    try:
-        background_loop().run(close_persistent_endpoints(), guard=30)
-    except HarnessHung:
-        pass
-    shutdown()
+    if loop_running():
+        try:
+            background_loop().run(close_persistent_endpoints(), guard=30)
+        except HarnessHung:
+            pass
+        shutdown()
     if _is_worker(config):
         return
     path = config.getoption("--verdicts-json")
