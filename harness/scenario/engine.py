@@ -130,6 +130,13 @@ class Engine:
         except MatcherError as exc:
             raise HarnessError(f"test case error ({step.source}:{step.line}): {exc}") from None
 
+    def _shown(self, spec: Any, step: Step) -> Any:
+        """A matcher with its variables resolved, for FAIL messages; as written if it can't be."""
+        try:
+            return substitute(spec, self._vars(step))
+        except MatcherError:
+            return spec
+
     # ---- event handling shared by all waiting steps ---------------------------
 
     async def _next(self, deadline: float, step: Step, allow_reconnect: bool = False) -> SessionEvent | None:
@@ -301,7 +308,7 @@ class Engine:
                              expected=f"{call.action} not before {float(not_before):g} s", received=call.payload)
         if mismatches:
             raise DutFailure(f"{call.action} does not match: " + "; ".join(map(str, mismatches[:5])),
-                             expected=step.spec["match"], received=call.payload)
+                             expected=self._shown(step.spec["match"], step), received=call.payload)
         self._capture(step, call.payload)
         return f"received {call.action} after {elapsed:.2f} s"
 
@@ -395,7 +402,7 @@ class Engine:
             mism = match(step.spec["expect_result"], frame.payload, variables)
             if mism:
                 raise DutFailure(f"{action} response does not match: " + "; ".join(map(str, mism[:5])),
-                                 expected=step.spec["expect_result"], received=frame.payload)
+                                 expected=self._shown(step.spec["expect_result"], step), received=frame.payload)
         self._capture(step, frame.payload)
         return f"CALLRESULT after {response.elapsed:.2f} s"
 
