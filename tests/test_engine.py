@@ -677,6 +677,31 @@ def test_calls_arriving_while_waiting_for_a_response_are_served(tmp_path):
     assert "currentTime" in station.answers["Heartbeat"][0][2]
 
 
+def test_send_waits_for_a_station_that_connects_silently(tmp_path):
+    """A station may connect and wait for the CSMS to speak first: `send` must not call that a FAIL."""
+    case = make_case(tmp_path, "TC_T_33_CS", """\
+        - action: boot
+        - send: ClearCache
+          timeout: 3
+          expect_result: {status: Accepted}
+        """)
+    station = Station([expect("ClearCache", reply={"status": "Accepted"})])
+    result, _ = run(run_csms_case(case, station), bounded(case))
+    verdict_of(result, Verdict.PASS)
+
+
+def test_station_with_another_id_is_ignored(tmp_path):
+    case = make_case(tmp_path, "TC_T_34_CS", """\
+        - action: boot
+        - expect: BootNotification
+          timeout: 0.5
+        """)
+    station = Station([call("BootNotification", BOOT_201)])
+    result, trace = run(run_csms_case(case, station, station_id="SOMEONE-ELSE"), bounded(case))
+    verdict_of(result, Verdict.INCONCLUSIVE)
+    assert any(e.kind == "IGNORED" and "SOMEONE-ELSE" in e.raw for e in trace.entries)
+
+
 def test_expect_none(tmp_path):
     steps = """\
         - action: boot

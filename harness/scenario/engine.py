@@ -139,7 +139,8 @@ class Engine:
 
     # ---- event handling shared by all waiting steps ---------------------------
 
-    async def _next(self, deadline: float, step: Step, allow_reconnect: bool = False) -> SessionEvent | None:
+    async def _next(self, deadline: float, step: Step, allow_reconnect: bool = False,
+                    wake_on_connect: bool = False) -> SessionEvent | None:
         """Next event that needs the step's attention; None when the deadline passes."""
         loop = asyncio.get_running_loop()
         while True:
@@ -150,6 +151,8 @@ class Engine:
                 ev = await self.session.next_event(remaining)
             except asyncio.TimeoutError:
                 return None
+            if wake_on_connect and isinstance(ev, Connected):
+                return ev      # a station may connect and wait silently for the CSMS to speak
             screened = await self._screen(ev, step, allow_reconnect)
             if screened is not None:
                 return screened
@@ -238,7 +241,7 @@ class Engine:
     async def _need_connection(self, step: Step, deadline: float) -> None:
         """Wait until the DUT is connected (harness as CSMS); INCONCLUSIVE if it never is."""
         while self.session.connection is None:
-            ev = await self._next(deadline, step, allow_reconnect=True)
+            ev = await self._next(deadline, step, allow_reconnect=True, wake_on_connect=True)
             if ev is None:
                 if not self.session.ever_connected:
                     raise Inconclusive(f"the DUT never connected within {step.timeout:g} s; nothing was tested")
