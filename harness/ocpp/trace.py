@@ -21,7 +21,7 @@ Direction = Literal["rx", "tx", "event"]   # rx = DUT → harness, tx = harness 
 class TraceEntry:
     seq: int
     mono: float                 # time.monotonic() at send/receive
-    wall: str                   # UTC ISO-8601, for humans and cross-tool correlation
+    wall: float                 # epoch seconds; shown as UTC ISO-8601 (formatting is deferred: hot path)
     direction: Direction
     peer: str                   # which connection (station id / endpoint)
     raw: str                    # exact text on the wire, or an event description
@@ -39,8 +39,7 @@ class Trace:
     def add(self, direction: Direction, peer: str, raw: str, *, kind: str = "", action: str = "",
             unique_id: str = "", note: str = "") -> TraceEntry:
         entry = TraceEntry(
-            seq=len(self.entries) + 1, mono=time.monotonic(),
-            wall=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            seq=len(self.entries) + 1, mono=time.monotonic(), wall=time.time(),
             direction=direction, peer=peer, raw=raw, kind=kind, action=action,
             unique_id=unique_id, note=note,
         )
@@ -55,6 +54,7 @@ class Trace:
 
     def _jsonable(self, e: TraceEntry) -> dict[str, Any]:
         d = asdict(e)
+        d["wall"] = datetime.fromtimestamp(e.wall, timezone.utc).isoformat(timespec="milliseconds")
         d["t"] = round(e.mono - self.t0, 6)
         return d
 
