@@ -24,6 +24,8 @@ from harness.dut.adapters import SimAdapter
 from harness.dut.base import ActionOutcome, Adapter
 from harness.dut.profile import profile_from_dict
 from harness.ocpp.trace import Trace
+from harness.ocpp.schemas import actions, validate
+from harness.roles import defaults as default_replies
 from harness.roles.endpoint import CsmsEndpoint
 from harness.roles.session import CsmsSession, StationSession
 from harness.scenario.engine import Engine
@@ -341,6 +343,31 @@ def test_default_replies_to_unexpected_calls(tmp_path):
     unknown = station.answers["NoSuchAction"][0]
     assert unknown[0] == 4 and unknown[2] == "NotImplemented"
     assert "meanwhile" not in result.steps[-1].message
+
+
+# Requests whose default answer echoes part of the request (all others are answered from nothing).
+_ECHO_REQUESTS = {
+    "GetVariables": {"getVariableData": [{"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}]},
+    "SetVariables": {"setVariableData": [{"attributeValue": "1", "component": {"name": "C"}, "variable": {"name": "V"}}]},
+    "GetConfiguration": {"key": ["HeartbeatInterval"]},
+    "StopTransaction": {"idTag": "X", "meterStop": 1, "timestamp": "2024-05-01T12:00:00Z", "transactionId": 1},
+    "TransactionEvent": {"idToken": {"idToken": "X", "type": "ISO14443"}},
+}
+
+
+@pytest.mark.parametrize("role, version", sorted(default_replies._TABLES))
+def test_every_default_reply_is_schema_valid(role, version):
+    table = default_replies._TABLES[(role, version)]
+    assert table, (role, version)
+    for action in table:
+        assert action in actions(version), f"{action} is not an OCPP {version} action"
+        # only requests a DUT could validly send: an invalid one gets a FormatViolation instead
+        candidates = [{}, _ECHO_REQUESTS.get(action, {})]
+        requests = [r for r in candidates if r is not candidates[0] or validate(version, action, "request", r) is None]
+        for request in requests:
+            reply = default_replies.default_reply(role, version, action, request, {"_next_tx_id": 7})
+            assert validate(version, action, "response", reply) is None, (action, reply)
+    assert default_replies.default_reply(role, version, "NoSuchAction", {}, {}) is None
 
 
 def test_pass_through_execute_with_a_sim_like_adapter(tmp_path, monkeypatch):

@@ -204,7 +204,10 @@ def test_no_password_check_means_no_auth_required():
 def test_parse_basic_auth():
     token = base64.b64encode(b"CS1:pa:ss").decode()
     assert parse_basic_auth(f"Basic {token}") == ("CS1", "pa:ss")        # password may contain ':'
+    assert parse_basic_auth(f"basic {token}") == ("CS1", "pa:ss")        # scheme is case-insensitive
+    assert parse_basic_auth(f"BASIC {token}") == ("CS1", "pa:ss")
     assert parse_basic_auth(None) is None
+    assert parse_basic_auth("Basic") is None
     assert parse_basic_auth("Bearer abc") is None
     assert parse_basic_auth("Basic !!!not-base64") is None
     assert parse_basic_auth("Basic " + base64.b64encode(b"\xff\xfe").decode()) is None

@@ -43,7 +43,7 @@ class SecurityProfile:
 
 def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
     """Decode an `Authorization: Basic …` header; None when absent or malformed."""
-    if not header or not header.startswith("Basic "):
+    if not header or header[:6].lower() != "basic ":     # the auth scheme is case-insensitive (RFC 7235)
         return None
     try:
         user, _, pw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
