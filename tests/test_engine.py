@@ -167,6 +167,8 @@ class FakeAdapter(Adapter):
 
     async def perform(self, action: str, params: dict[str, Any], say: str, timeout: float) -> ActionOutcome:
         self.performed.append((action, params, say))
+        if self.status == "hang":                       # an operator who never answers
+            await asyncio.Event().wait()
         if self.status != "done":
             return ActionOutcome(self.status, f"fake adapter answers {self.status}", "fake")
         starter = self.actions.get(action)
@@ -727,6 +729,54 @@ def test_station_with_another_id_is_ignored(tmp_path):
     result, trace = run(run_csms_case(case, station, station_id="SOMEONE-ELSE"), bounded(case))
     verdict_of(result, Verdict.INCONCLUSIVE)
     assert any(e.kind == "IGNORED" and "SOMEONE-ELSE" in e.raw for e in trace.entries)
+
+
+def test_reply_error_no_reply_until_match_wait_and_operator(tmp_path):
+    case = make_case(tmp_path, "TC_T_35_CS", """\
+        - action: boot
+        - operator: Check the display shows the station id.
+        - expect: Authorize
+          timeout: 3
+          reply_error: {code: SecurityError, description: scripted refusal}
+        - expect: StatusNotification
+          timeout: 3
+          until_match: true
+          match: {connectorStatus: Occupied}
+        - expect: Heartbeat
+          timeout: 3
+          no_reply: true
+        - wait: 0.3
+        """)
+    status = {"timestamp": "2024-05-01T12:00:00Z", "evseId": 1, "connectorId": 1}
+    station = Station([
+        call("Authorize", {"idToken": {"idToken": "X", "type": "ISO14443"}}),
+        call("StatusNotification", {**status, "connectorStatus": "Available"}),
+        call("StatusNotification", {**status, "connectorStatus": "Occupied"}),
+        send([2, "hb-unanswered", "Heartbeat", {}]),
+        call("MeterValues", {"evseId": 1, "meterValue": [{"timestamp": "2024-05-01T12:00:00Z",
+                                                           "sampledValue": [{"value": 1}]}]}),
+    ])
+    adapter = FakeAdapter({"boot": station.run})
+    result, _ = run(run_csms_case(case, station, adapter=adapter), bounded(case))
+    verdict_of(result, Verdict.PASS)
+    assert adapter.performed[1] == ("operator", {}, "Check the display shows the station id.")
+    authorize = station.answers["Authorize"][0]
+    assert authorize[0] == 4 and authorize[2:4] == ["SecurityError", "scripted refusal"]
+    assert [a[2] for a in station.answers["StatusNotification"]] == [{}, {}]   # the skipped one was answered too
+    assert not any(f[1] == "hb-unanswered" for f in station.received if isinstance(f, list))   # no_reply held
+    assert station.answers["MeterValues"][0][2] == {}                          # served during `wait`
+
+
+def test_inconclusive_when_an_unconfirmed_action_outlives_an_expect(tmp_path):
+    case = make_case(tmp_path, "TC_T_36_CS", """\
+        - action: plug_in
+          say: Plug the cable in.
+        - expect: StatusNotification
+          timeout: 0.5
+        """)
+    result, _ = run(run_csms_case(case, None, adapter=FakeAdapter(status="hang")), bounded(case))
+    verdict_of(result, Verdict.INCONCLUSIVE)
+    assert "out-of-band action 'plug_in' (step 1) was not confirmed" in result.message
 
 
 def test_expect_none(tmp_path):
