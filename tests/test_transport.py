@@ -137,6 +137,19 @@ def test_custom_path_prefix_and_query_string():
     run(go())
 
 
+def test_station_id_is_percent_encoded_on_the_wire():
+    async def go():
+        async with serving(security=SecurityProfile(1), password_check=lambda sid, pw: sid == "DEPOT 7/ü") as server:
+            assert server.url("DEPOT 7/ü").endswith("/ocpp/DEPOT%207%2F%C3%BC")
+            client = await connect_station(server.url(), "DEPOT 7/ü", ("2.0.1",), Trace(),
+                                           SecurityProfile(1, "DEPOT 7/ü", PASSWORD))
+            acc = await server.next_connection(5)
+            assert acc.station_id == "DEPOT 7/ü" and acc.connection.peer == "DEPOT 7/ü"
+            assert acc.path == "/ocpp/DEPOT%207%2F%C3%BC" and server.refusals == []
+            await client.close()
+    run(go())
+
+
 # ---- HTTP Basic auth ----------------------------------------------------------------------------------
 
 @asynccontextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -30,7 +32,7 @@ async def connect_station(
 ) -> OcppConnection:
     """Open `base_url/<station_id>` offering the given OCPP versions, in preference order."""
     security = security or SecurityProfile()
-    url = f"{base_url.rstrip('/')}/{station_id}"
+    url = f"{base_url.rstrip('/')}/{quote(station_id, safe='')}"   # percent-encode the identity
     headers = {}
     auth = security.authorization_header()
     if auth:

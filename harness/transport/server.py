@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Callable
+from urllib.parse import quote, unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -75,7 +76,7 @@ class OcppServer:
     def url(self, station_id: str = "") -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         base = f"{self.security.scheme}://{host}:{self.port}{self.path_prefix}"
-        return f"{base}/{station_id}" if station_id else base
+        return f"{base}/{quote(station_id, safe='')}" if station_id else base
 
     def _refuse(self, connection: ServerConnection, path: str, status: HTTPStatus, reason: str) -> Response:
         self.refusals.append(Refusal(path, int(status), reason))
@@ -88,7 +89,7 @@ class OcppServer:
         if not path.startswith(prefix) or not path[len(prefix):] or "/" in path[len(prefix):]:
             return self._refuse(connection, path, HTTPStatus.NOT_FOUND,
                                 f"expected path {prefix}<station id>, got {path}")
-        station_id = path[len(prefix):]
+        station_id = unquote(path[len(prefix):])    # the identity travels percent-encoded
         offered = [p.strip() for p in ",".join(request.headers.get_all("Sec-WebSocket-Protocol")).split(",") if p.strip()]
         if not any(p in self.subprotocols for p in offered):
             what = ", ".join(offered) if offered else "none"
@@ -109,7 +110,7 @@ class OcppServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         path = ws.request.path.split("?", 1)[0] if ws.request else ""
-        station_id = path.rsplit("/", 1)[-1]
+        station_id = unquote(path.rsplit("/", 1)[-1])
         version = schemas.VERSION_OF_SUBPROTOCOL[str(ws.subprotocol)]
         self.trace.event(station_id, f"station connected, subprotocol {ws.subprotocol}", "CONNECT")
         conn = OcppConnection(ws, version, self.trace, peer=station_id).start()
