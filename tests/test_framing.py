@@ -80,6 +80,8 @@ def test_error_codes_per_edition():
     ("[2, \"u\", \"Heartbeat\", {}", "not JSON"),
     ("", "not JSON"),
     ("[" * 100_000 + "]" * 100_000, "not JSON"),                   # too deep to parse: still a FramingError
+    ('[2, "u", "MeterValues", {"value": NaN}]', "not JSON: NaN is not a JSON value"),
+    ('[2, "u", "MeterValues", {"value": -Infinity}]', "not JSON: -Infinity is not a JSON value"),
     ('{"a": 1}', "not a non-empty JSON array"),
     ('"just a string"', "not a non-empty JSON array"),
     ("42", "not a non-empty JSON array"),

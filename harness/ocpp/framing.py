@@ -92,13 +92,18 @@ def encode(frame: Frame) -> str:
     return json.dumps(frame.to_list(), separators=(",", ":"), ensure_ascii=False)
 
 
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN/Infinity; RFC 8259 JSON does not, and a schema would take NaN for a number.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def decode(text: str | bytes) -> Frame:
     """Parse one websocket message into a frame, or raise FramingError with the reason."""
     if isinstance(text, bytes):
         # OCPP-J requires text frames; a binary frame is a framing violation.
         raise FramingError("binary websocket frame; OCPP-J frames are text (UTF-8 JSON)")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise FramingError(f"not JSON: {exc}") from None
     if not isinstance(data, list) or not data:
