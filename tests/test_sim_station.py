@@ -17,12 +17,12 @@ import pytest
 from harness.ocpp.connection import Closed, Garbage, IncomingCall, OcppConnection, Response, StrayResponse
 from harness.ocpp.framing import Call, CallError, CallResult, new_message_id
 from harness.ocpp.trace import Trace
-from harness.sim.api import StationSimConfig, UnknownFault, UnknownSimAction
+from harness.sim.api import EvseConfig, StationSimConfig, UnknownFault, UnknownSimAction
 from harness.sim.ev import EvModel
-from harness.sim.api import EvseConfig
-from harness.sim.evse import Evse
+from harness.sim.evse import Evse, Transaction
 from harness.sim.faults import STATION_FAULTS, get_fault
 from harness.sim.station import StationSimulator, garbage_code, violation_code
+from harness.transport.security import SecurityProfile
 from harness.transport.server import OcppServer
 
 NOW = "2025-01-01T00:00:00Z"
@@ -192,7 +192,6 @@ def test_mcs_evse_delivers_megawatts_within_current_limit() -> None:
     evse = Evse(EvseConfig(2, max_power_kw=3750, max_current_a=3000, voltage_v=1250, connector_type="cMCS"))
     evse.ev = EvModel(capacity_kwh=1000, soc_percent=20, max_power_kw=5000, nominal_voltage_v=1250)
     evse.plugged_connector = 1
-    from harness.sim.evse import Transaction
     evse.tx = Transaction("t", 2, 1, "X", "ISO14443", 0.0, 0.0)
     evse.advance(0.0, 60.0)
     assert 3_000_000 < evse.power_w <= 3_750_000           # MCS: multi-megawatt, capped by rating
@@ -357,6 +356,69 @@ def test_token_first_then_cable_starts_with_cable_plugged_in() -> None:
             await sim.perform("present_token", {"id_token": "TRUCK-0002"})
             ended = await csms.expect("TransactionEvent", where=lambda p: p["eventType"] == "Ended")
             assert (ended.payload["triggerReason"], ended.payload["transactionInfo"]["stoppedReason"]) == ("StopAuthorized", "Local")
+    run(main())
+
+
+def test_ev_full_suspends_limit_caps_power_and_ev_stop_ends_201() -> None:
+    async def main() -> None:
+        async with rig() as (sim, csms, _):
+            await booted(csms)
+            await sim.perform("plug_in", {"evse": 1, "ev": {"soc_percent": 79.0, "target_soc_percent": 80.0}})
+            await sim.perform("present_token", {"id_token": "TRUCK-0001"})
+            await csms.expect("TransactionEvent")
+            await sim.perform("set_limit", {"evse": 1, "limit_kw": 100})
+            upd = (await csms.expect("TransactionEvent", timeout=3)).payload
+            assert sampled(upd)["Power.Active.Import"]["value"] <= 100_000
+            full = (await csms.expect("TransactionEvent", timeout=8,
+                                      where=lambda p: p["triggerReason"] == "ChargingStateChanged")).payload
+            assert full["transactionInfo"]["chargingState"] == "SuspendedEV"
+            assert sampled(full)["SoC"]["value"] == pytest.approx(80.0, abs=0.05)
+            await sim.perform("stop_charging", {"evse": 1})
+            ended = (await csms.expect("TransactionEvent", where=lambda p: p["eventType"] == "Ended")).payload
+            assert ended["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+    run(main())
+
+
+def test_transaction_message_queued_while_offline_is_sent_after_reconnect() -> None:
+    async def main() -> None:
+        async with rig(reconnect_backoff_s=0.3) as (sim, csms, srv):
+            await booted(csms)
+            started = (await start_tx_201(sim, csms)).payload
+            await csms.conn.close()
+            for _ in range(100):                     # bounded: until the station notices
+                if sim.conn is None:
+                    break
+                await asyncio.sleep(0.01)
+            assert sim.conn is None
+            await sim.perform("unplug", {"evse": 1})
+            csms = await reconnect(srv, csms)
+            await csms.expect("BootNotification")
+            ended = (await csms.expect("TransactionEvent", where=lambda p: p["eventType"] == "Ended")).payload
+            assert ended["offline"] is True
+            assert ended["transactionInfo"]["transactionId"] == started["transactionInfo"]["transactionId"]
+    run(main())
+
+
+def test_change_availability_201_and_16() -> None:
+    async def main() -> None:
+        async with rig() as (sim, csms, _):
+            await booted(csms)
+            r = await csms.send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 2}})
+            assert r.frame.payload["status"] == "Accepted"
+            st = await csms.expect("StatusNotification")
+            assert (st.payload["evseId"], st.payload["connectorStatus"]) == (2, "Unavailable")
+            r = await csms.send("RequestStartTransaction", {"evseId": 2, "remoteStartId": 1,
+                                                            "idToken": {"idToken": "C", "type": "Central"}})
+            assert r.frame.payload["status"] == "Rejected"
+            await start_tx_201(sim, csms)
+            r = await csms.send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 1}})
+            assert r.frame.payload["status"] == "Scheduled"
+        async with rig("1.6") as (sim, csms, _):
+            await booted(csms, "1.6")
+            r = await csms.send("ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})
+            assert r.frame.payload["status"] == "Accepted"
+            got = {(await csms.expect("StatusNotification")).payload["status"] for _ in range(2)}
+            assert got == {"Unavailable"}
     run(main())
 
 
@@ -691,7 +753,7 @@ def test_stop_is_bounded_when_csms_unreachable() -> None:
 def test_basic_auth_password_is_offered() -> None:
     async def main() -> None:
         srv = await OcppServer(versions=("2.0.1",), password_check=lambda sid, pw: pw == "s3cret-pass-123",
-                               security=__import__("harness.transport.security", fromlist=["x"]).SecurityProfile(1)).start()
+                               security=SecurityProfile(1)).start()
         sim = StationSimulator(StationSimConfig(csms_url=srv.url(), password="s3cret-pass-123"))
         await sim.start()
         try:

@@ -16,6 +16,15 @@ Timing model (test authors rely on it):
   the last (re)boot (PowerUp at first start and after `reboot`, RemoteReset after Reset);
 - EV energy runs on the event-loop clock times `time_scale` (default 60: one real second
   is one simulated minute), so a few seconds of test show rising energy and SoC.
+
+Out-of-band actions (`perform(name, params)`; unknown names raise UnknownSimAction):
+  reboot {}                                   power cycle (starts the simulator if not started)
+  plug_in {evse=1, connector=1, ev={capacity_kwh, soc_percent, target_soc_percent,
+           max_power_kw, departure_s, nominal_voltage_v}}
+  present_token {id_token, type="ISO14443", evse=1}   the same token again stops its transaction
+  unplug {evse=1}     stop_charging {evse=1} (EV-side stop)
+  set_limit {evse=1, limit_kw=None}           external power limit (None clears)
+  state {}                                    snapshot of registration and EVSEs
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Literal
 
@@ -152,7 +161,7 @@ class FrontEnd:
 class StationSimulator:
     """A charging station with `cfg.evses` that connects to `cfg.csms_url` (see module doc)."""
 
-    ACTIONS = ("reboot", "plug_in", "present_token", "unplug", "stop_charging", "state")
+    ACTIONS = ("reboot", "plug_in", "present_token", "unplug", "stop_charging", "set_limit", "state")
 
     def __init__(self, cfg: StationSimConfig, fault: str | None = None, trace: Trace | None = None, *,
                  time_scale: float = 60.0, call_timeout_s: float = 10.0, reboot_delay_s: float = 0.3,
@@ -336,8 +345,15 @@ class StationSimulator:
             t.cancel()
         if self.conn is not None:
             await self._close_conn(self.conn)
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        # Python 3.11's wait_for can swallow a cancel that races with its result, so
+        # cancel again until everything is gone (bounded: ~2 s at most).
+        pending = {t for t in tasks if not t.done()}
+        for _ in range(10):
+            if not pending:
+                break
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+            for t in pending:
+                t.cancel()
         self._run_task = self._sender_task = None
         self.connected.clear()
         self.accepted.clear()
@@ -467,7 +483,7 @@ class StationSimulator:
                 self.accepted.set()
                 if not self.has("no_status_after_boot"):
                     self.front.send_all_status()
-                self.spawn(self._heartbeat_loop(), "heartbeat", session=True)
+                self.spawn(self._heartbeat_loop(conn), "heartbeat", session=True)
                 return
             wait = float(interval) if interval > 0 else self.boot_retry_default_s
             if status == "Pending" and self.has("pending_sends_status"):
@@ -489,8 +505,8 @@ class StationSimulator:
         self._boot_trigger.set()
         return True
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
+    async def _heartbeat_loop(self, conn: OcppConnection) -> None:
+        while self.conn is conn and not conn.closed.is_set():   # never outlive its connection
             if self.hb_interval <= 0:
                 await self.wait_or_change(None)
                 continue
@@ -693,6 +709,13 @@ class StationSimulator:
                 raise ValueError(f"no transaction on EVSE {evse.id}")
             self.front.on_ev_stop(evse)
             return {"evse": evse.id, "stopped": True}
+        if action == "set_limit":
+            evse = self.evse(params.get("evse", 1))
+            limit = params.get("limit_kw")
+            evse.advance(self.now(), self.time_scale)       # energy so far at the old power
+            evse.limit_w = None if limit is None else float(limit) * 1000.0
+            evse.advance(self.now(), self.time_scale)
+            return {"evse": evse.id, "limit_kw": limit}
         if action == "state":
             return self.snapshot()
         raise UnknownSimAction(f"station simulator has no action {action!r}; valid: {', '.join(self.ACTIONS)}")

@@ -125,6 +125,8 @@ class Station201(FrontEnd):
         }
         if id_token:
             payload["idToken"] = {"idToken": id_token[0], "type": id_token[1]}
+        if self.sim.conn is None:
+            payload["offline"] = True              # happened while the websocket was down (E04)
         if meter:
             payload["meterValue"] = [meter]
         return self.sim.enqueue("TransactionEvent", payload, persistent=True)
