@@ -69,10 +69,10 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
             if isinstance(adapter, SimAdapter):
                 await adapter.start_station(endpoint.server.url(), case.ocpp)
         else:
-            endpoint = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
+            dut_url = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
             security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0 else 0,
                                        profile.station_id, profile.password)
-            session = StationSession(case.ocpp, trace, endpoint, profile.station_id, security)
+            session = StationSession(case.ocpp, trace, dut_url, profile.station_id, security)
         engine = Engine(case, session, adapter, variables, on_step=on_step)
         result = await engine.run()
     except Exception as exc:   # set-up failed: the harness's problem, never the DUT's

@@ -966,13 +966,14 @@ def test_error_when_the_harness_sends_an_invalid_call(tmp_path):
     assert "violates the schema" in result.message
 
 
-def test_error_when_the_case_budget_is_exceeded(tmp_path):
+def test_inconclusive_when_the_case_budget_is_exceeded_and_the_dut_never_connected(tmp_path):
     case = make_case(tmp_path, "TC_T_54_CS", """\
         - wait: 5
         """, timeout=0.5)
     result, _ = run(run_csms_case(case, None), bounded(case))
-    verdict_of(result, Verdict.ERROR)
+    verdict_of(result, Verdict.INCONCLUSIVE)
     assert "case exceeded its 0.5 s budget during step 1" in result.message
+    assert "never connected" in result.message
 
 
 def test_connect_step_is_an_error_when_the_harness_is_the_csms(tmp_path):

@@ -86,7 +86,7 @@ class SimAdapter(Adapter):
             return ActionOutcome("failed", f"the simulator cannot '{action}': {exc}", "sim")
         except asyncio.TimeoutError:
             return ActionOutcome("failed", f"the simulator did not complete '{action}' within {timeout:g} s", "sim")
-        except (ValueError, RuntimeError, ConnectionError) as exc:   # e.g. station not connected to the CSMS sim
+        except (ValueError, RuntimeError, OSError) as exc:   # e.g. station not connected to the CSMS sim
             return ActionOutcome("failed", f"the simulator could not '{action}': {type(exc).__name__}: {exc}", "sim")
         return ActionOutcome("done", "", "sim", result)
 

@@ -36,6 +36,7 @@ class _PendingAction:
     step: int
     name: str
     task: asyncio.Task[ActionOutcome]
+    settled: bool = False
 
 
 @dataclass
@@ -63,8 +64,10 @@ class Engine:
             self._fill(result, out)
         except asyncio.TimeoutError:
             pending = [a for a in self._actions if not a.task.done()]
-            cls = Inconclusive if pending else HarnessError
+            offline = not self.session.ever_connected
+            cls = Inconclusive if pending or offline else HarnessError
             why = (f"out-of-band action '{pending[0].name}' never completed" if pending
+                   else "the DUT never connected; nothing was tested" if offline
                    else "raise the case `timeout:` or shorten its steps")
             self._fill(result, cls(f"case exceeded its {self.case.timeout:g} s budget during step {self._index}; {why}",
                                    step=self._index, step_name=self._step.describe() if self._step else ""))
@@ -73,11 +76,27 @@ class Engine:
                                             step_name=self._step.describe() if self._step else ""))
         finally:
             await self._cancel_actions()
+            await self._cleanup()
         result.steps = self.steps
         result.captures = {k: v for k, v in self.variables.items() if k not in ("pixit", "dut")}
         result.dut_identity = dict(self.identity)
         result.stop = time.time()
         return result
+
+    async def _cleanup(self) -> None:
+        """Restore the DUT for the next case (e.g. unplug). Recorded, never part of the verdict."""
+        for step in self.case.cleanup:
+            started = time.time()
+            try:
+                params = self._sub(step.spec.get("params") or {}, step)
+                say = str(self._sub(step.spec.get("say", ""), step)) or f"Clean-up: perform '{step.target}'"
+                outcome = await asyncio.wait_for(self.adapter.perform(str(step.target), params, say, step.timeout),
+                                                 step.timeout + 1)
+                note = f"clean-up {outcome.status}" + (f": {outcome.detail}" if outcome.detail else "")
+            except Exception as exc:   # clean-up must never hide or change the verdict
+                note = f"clean-up failed: {type(exc).__name__}: {exc}"
+            self.steps.append(StepResult(len(self.steps) + 1, f"clean-up: {step.describe()}", "cleanup",
+                                         Verdict.PASS, started, time.time(), note))
 
     def _fill(self, result: CaseResult, out: Outcome) -> None:
         result.verdict = out.verdict
@@ -147,15 +166,37 @@ class Engine:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            try:
-                ev = await self.session.next_event(remaining)
-            except asyncio.TimeoutError:
-                return None
+            ev = await self._event_or_action(remaining)
+            if ev is None:
+                continue   # an action finished (and succeeded) or time is up: re-check the deadline
             if wake_on_connect and isinstance(ev, Connected):
                 return ev      # a station may connect and wait silently for the CSMS to speak
             screened = await self._screen(ev, step, allow_reconnect)
             if screened is not None:
                 return screened
+
+    async def _event_or_action(self, timeout: float) -> SessionEvent | None:
+        """The next DUT event, or None when the time is up or a background action finished.
+
+        A finished action is settled at once: if it was skipped or failed, the case is
+        INCONCLUSIVE now rather than after the waiting step's full timeout.
+        """
+        unsettled = [a for a in self._actions if not a.settled]
+        if not unsettled:
+            try:
+                return await self.session.next_event(timeout)
+            except asyncio.TimeoutError:
+                return None
+        getter = asyncio.ensure_future(self.session.events.get())
+        done, _ = await asyncio.wait({getter, *(a.task for a in unsettled)}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        for a in unsettled:
+            if a.task.done():
+                await self._settle(a)
+        return None
 
     async def _screen(self, ev: SessionEvent, step: Step, allow_reconnect: bool) -> IncomingCall | None:
         """Apply the rules that hold in every step; return a CALL that the step must look at.
@@ -456,6 +497,7 @@ class Engine:
         return task.result().detail or "confirmed"
 
     async def _settle(self, pa: _PendingAction) -> ActionOutcome:
+        pa.settled = True
         try:
             outcome = await asyncio.wait_for(asyncio.shield(pa.task), timeout=None)
         except Outcome:
@@ -472,13 +514,13 @@ class Engine:
 
     async def _check_actions(self) -> None:
         for pa in self._actions:
-            if pa.task.done():
+            if pa.task.done() and not pa.settled:
                 await self._settle(pa)
 
     async def _settle_actions(self) -> None:
         # The case is over: any still-running action will only matter if it failed.
         for pa in self._actions:
-            if pa.task.done():
+            if pa.task.done() and not pa.settled:
                 await self._settle(pa)
 
     async def _cancel_actions(self) -> None:

@@ -58,6 +58,7 @@ class TestCase:
     timeout: float = 60.0
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    cleanup: list[Step] = field(default_factory=list)   # out-of-band actions run whatever the verdict
     mandatory: bool = True         # counts towards the profile verdict
 
     __test__ = False               # not a pytest class, despite the name
