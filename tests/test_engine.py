@@ -785,16 +785,16 @@ def test_expect_none(tmp_path):
         - expect: BootNotification
           timeout: 3
         - expect_none: [Heartbeat, MeterValues]
-          for: 0.6
+          for: {window}
         """
-    case = make_case(tmp_path, "TC_T_27_CS", steps)
+    case = make_case(tmp_path, "TC_T_27_CS", steps.format(window=2))     # a violation ends the window at once
     station = Station([call("BootNotification", BOOT_201), call("Heartbeat", {})])
     result, _ = run(run_csms_case(case, station), bounded(case))
     verdict_of(result, Verdict.FAIL)
-    assert "DUT sent Heartbeat although it must not during this 0.6 s window" in result.message
+    assert "DUT sent Heartbeat although it must not during this 2 s window" in result.message
     assert "currentTime" in station.answers["Heartbeat"][0][2]
 
-    ok_case = make_case(tmp_path, "TC_T_28_CS", steps)
+    ok_case = make_case(tmp_path, "TC_T_28_CS", steps.format(window=0.6))
     status = {"timestamp": "2024-05-01T12:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
     ok_station = Station([call("BootNotification", BOOT_201), call("StatusNotification", status)])
     ok_result, _ = run(run_csms_case(ok_case, ok_station), bounded(ok_case))
@@ -808,7 +808,7 @@ def test_expect_none_star_forbids_everything(tmp_path):
         - expect: BootNotification
           timeout: 3
         - expect_none: "*"
-          for: 0.6
+          for: 2
         """)
     status = {"timestamp": "2024-05-01T12:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
     station = Station([call("BootNotification", BOOT_201), call("StatusNotification", status)])
@@ -974,6 +974,20 @@ def test_inconclusive_when_the_case_budget_is_exceeded_and_the_dut_never_connect
     verdict_of(result, Verdict.INCONCLUSIVE)
     assert "case exceeded its 0.5 s budget during step 1" in result.message
     assert "never connected" in result.message
+
+
+def test_error_when_the_case_budget_is_exceeded_with_the_dut_online(tmp_path):
+    case = make_case(tmp_path, "TC_T_56_CS", """\
+        - action: boot
+        - expect: BootNotification
+          timeout: 3
+        - wait: 5
+        """, timeout=1.5)
+    station = Station([call("BootNotification", BOOT_201)])
+    result, _ = run(run_csms_case(case, station), bounded(case))
+    verdict_of(result, Verdict.ERROR)                    # the case's own budget is wrong, not the DUT
+    assert "case exceeded its 1.5 s budget during step 3" in result.message
+    assert "raise the case `timeout:`" in result.message
 
 
 def test_connect_step_is_an_error_when_the_harness_is_the_csms(tmp_path):

@@ -44,11 +44,13 @@ class BackgroundCsms:
         self.thread = threading.Thread(target=self.loop.run_forever, name="fake-csms", daemon=True)
         self.server: OcppServer | None = None
         self.seen: list[str] = []                  # station ids that connected
+        self.url = ""
         self._tasks: list[asyncio.Task[Any]] = []
 
-    def start(self) -> str:
+    def start(self) -> "BackgroundCsms":
         self.thread.start()
-        return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.url = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
 
     async def _start(self) -> str:
         self.server = await OcppServer(versions=("1.6", "2.0.1")).start()
@@ -92,8 +94,7 @@ class BackgroundCsms:
 
 @pytest.fixture(scope="module")
 def fake_csms() -> Iterator[BackgroundCsms]:
-    csms = BackgroundCsms()
-    csms.url = csms.start()                        # type: ignore[attr-defined]
+    csms = BackgroundCsms().start()
     try:
         yield csms
     finally:
