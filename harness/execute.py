@@ -55,7 +55,8 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
     if reason:
         return _short_result(case, Verdict.NOT_APPLICABLE, reason)
     trace = Trace()
-    variables = {"pixit": dict(profile.pixit), "dut": {"station_id": profile.station_id, **profile.identity}}
+    variables = {**case.vars, "pixit": dict(profile.pixit),
+                 "dut": {"station_id": profile.station_id, **profile.identity}}
     endpoint: CsmsEndpoint | None = None
     session: Session | None = None
     try:

@@ -166,6 +166,8 @@ def _match_operators(spec: dict[str, Any], actual: Any, variables: Mapping[str, 
     if wants_absent:
         return [] if not present else [Mismatch(path, "absent", actual)]
     if not present:
+        if set(spec) == {"$not"} and match(spec["$not"], _MISSING, variables, path):
+            return []          # an absent key "is not" whatever the inner matcher wants
         return [Mismatch(path, _describe(spec), _MISSING)]
     out: list[Mismatch] = []
 

@@ -59,6 +59,7 @@ class TestCase:
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     cleanup: list[Step] = field(default_factory=list)   # out-of-band actions run whatever the verdict
+    vars: dict[str, Any] = field(default_factory=dict)  # case-level variables, as if captured
     mandatory: bool = True         # counts towards the profile verdict
 
     __test__ = False               # not a pytest class, despite the name
