@@ -49,11 +49,14 @@ class Session:
     async def _forward(self, conn: OcppConnection) -> None:
         while True:
             ev = await conn.next_event()
-            self.events.put_nowait(ev)
             if isinstance(ev, Closed):
+                # A close matters only for the current connection: one the harness closed
+                # on purpose, or one superseded by a reconnect, is history (it's in the trace).
                 if self.connection is conn:
                     self.connection = None
+                    self.events.put_nowait(ev)
                 return
+            self.events.put_nowait(ev)
 
     async def next_event(self, timeout: float) -> SessionEvent:
         return await asyncio.wait_for(self.events.get(), max(timeout, 0.0))
@@ -117,11 +120,14 @@ class StationSession(Session):
         self.security = security
 
     async def connect(self, *, versions: tuple[str, ...] | None = None, password: str | None = None,
-                      timeout: float = 10.0) -> OcppConnection:
+                      timeout: float = 10.0, subprotocols: list[str] | None = None,
+                      no_auth: bool = False) -> OcppConnection:
         security = self.security
         if password is not None:
             security = SecurityProfile(max(security.profile, 1), self.station_id, password, security.ssl_context)
+        if no_auth:
+            security = SecurityProfile(0, ssl_context=security.ssl_context)
         conn = await connect_station(self.endpoint, self.station_id, versions or (self.version,), self.trace,
-                                     security, open_timeout=timeout)
+                                     security, open_timeout=timeout, subprotocols=subprotocols)
         self._adopt(conn, self.station_id)
         return conn

@@ -25,7 +25,7 @@ from ..ocpp.framing import CallError, new_message_id
 from ..dut.base import ActionOutcome, Adapter
 from ..roles.defaults import default_reply
 from ..roles.session import Connected, Session, SessionEvent, StationSession
-from ..transport.client import HandshakeRefused
+from ..transport.client import HandshakeRefused, UnexpectedSubprotocol
 from .matchers import MatcherError, get_path, match, substitute
 from .model import Step, TestCase
 from .verdict import CaseResult, DutFailure, HarnessError, Inconclusive, Outcome, StepResult, Verdict
@@ -468,8 +468,18 @@ class Engine:
             seen.append(ev.call.action)
             await self._auto_reply(ev, step)
 
+    async def _step_set(self, step: Step) -> str:
+        """Give variables a value once ($uuid stays the same wherever it is used afterwards)."""
+        values = self._sub(step.target, step)
+        self.variables.update(values)
+        return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
     async def _step_wait(self, step: Step) -> str:
-        deadline = self._deadline(float(step.target))
+        seconds = self._sub(step.target, step)
+        try:
+            deadline = self._deadline(float(seconds))
+        except (TypeError, ValueError):
+            raise HarnessError(f"wait needs a number of seconds, got {seconds!r}") from None
         while True:
             ev = await self._next(deadline, step, allow_reconnect=bool(step.spec.get("allow_reconnect")))
             if ev is None:
@@ -535,8 +545,15 @@ class Engine:
         opts = {**(step.spec.get("connect") or {}), **step.spec}
         versions = tuple(opts.get("versions") or (self.session.version,))
         password = self._sub(opts["password"], step) if "password" in opts else None
+        subprotocols = [str(p) for p in opts["subprotocols"]] if "subprotocols" in opts else None
         try:
-            await self.session.connect(versions=versions, password=password, timeout=step.timeout)
+            await self.session.connect(versions=versions, password=password, timeout=step.timeout,
+                                       subprotocols=subprotocols, no_auth=bool(opts.get("no_auth")))
+        except UnexpectedSubprotocol as exc:
+            raise DutFailure(f"the DUT (a CSMS) accepted the handshake with subprotocol {exc.selected!r}, "
+                             "which is not an OCPP version the harness offered", expected="handshake refused (HTTP 400) or an offered OCPP subprotocol",
+                             received=f"subprotocol {exc.selected!r}",
+                             requirement="OCPP-J 3.1.2 (subprotocol negotiation)") from None
         except HandshakeRefused as exc:
             if opts.get("expect_refused"):
                 return f"refused as required: HTTP {exc.status}"
@@ -550,8 +567,10 @@ class Engine:
         return f"connected ({self.session.connection.version if self.session.connection else '?'})"
 
     async def _step_disconnect(self, step: Step) -> str:
-        if self.session.connection is not None:
-            await self.session.connection.close()
+        conn = self.session.connection
+        if conn is not None:
+            self.session.connection = None      # our own close is not the DUT's doing
+            await conn.close()
         return "closed by the harness"
 
     async def _step_expect_disconnect(self, step: Step) -> str:

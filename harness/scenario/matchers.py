@@ -27,7 +27,7 @@ _TYPES = {
 }
 OPERATORS = frozenset({
     "$type", "$regex", "$one_of", "$range", "$gt", "$gte", "$lt", "$lte", "$absent", "$present",
-    "$contains", "$each", "$len", "$not", "$exact", "$eq",
+    "$contains", "$each", "$len", "$not", "$exact", "$eq", "$optional",
 })
 _COMPARE = {
     "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
@@ -165,6 +165,10 @@ def _match_operators(spec: dict[str, Any], actual: Any, variables: Mapping[str, 
     wants_absent = spec.get("$absent") is True or spec.get("$present") is False
     if wants_absent:
         return [] if not present else [Mismatch(path, "absent", actual)]
+    if "$optional" in spec:
+        if len(spec) != 1:
+            raise MatcherError(f"$optional stands alone at {path or '<payload>'}: {{$optional: <matcher>}}")
+        return [] if not present else match(spec["$optional"], actual, variables, path)
     if not present:
         if set(spec) == {"$not"} and match(spec["$not"], _MISSING, variables, path):
             return []          # an absent key "is not" whatever the inner matcher wants

@@ -265,8 +265,9 @@ def compare(expected: CompositeSchedule, reported_payload: Mapping[str, Any],
     rep_segments = []
     for i, (s, lim, n) in enumerate(rep_periods):
         a = rep_start + s
-        b = rep_start + rep_periods[i + 1][0] if i + 1 < len(rep_periods) else rep_end
-        rep_segments.append((a, b, lim, n, i))
+        b = min(rep_start + rep_periods[i + 1][0] if i + 1 < len(rep_periods) else rep_end, rep_end)
+        if a < b:
+            rep_segments.append((a, b, lim, n, i))
 
     # period by period
     for i, p in enumerate(expected.periods):

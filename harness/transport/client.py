@@ -13,6 +13,15 @@ from ..ocpp.trace import Trace
 from .security import SecurityProfile
 
 
+class UnexpectedSubprotocol(Exception):
+    """The back end completed the handshake with a subprotocol that is not OCPP 1.6 / 2.0.1."""
+
+    def __init__(self, selected: str | None):
+        super().__init__(f"back end accepted the handshake with subprotocol {selected!r}, "
+                         "which is not one this harness offered as OCPP")
+        self.selected = selected
+
+
 class HandshakeRefused(Exception):
     """The back end refused the websocket upgrade (HTTP status and body in the message)."""
 
@@ -29,8 +38,12 @@ async def connect_station(
     trace: Trace,
     security: SecurityProfile | None = None,
     open_timeout: float = 10.0,
+    subprotocols: list[str] | None = None,
 ) -> OcppConnection:
-    """Open `base_url/<station_id>` offering the given OCPP versions, in preference order."""
+    """Open `base_url/<station_id>` offering the given OCPP versions, in preference order.
+
+    `subprotocols` overrides the offer with raw strings (negative tests: "ocpp9.9").
+    """
     security = security or SecurityProfile()
     url = f"{base_url.rstrip('/')}/{quote(station_id, safe='')}"   # percent-encode the identity
     headers = {}
@@ -40,7 +53,8 @@ async def connect_station(
     try:
         ws = await connect(
             url,
-            subprotocols=[schemas.SUBPROTOCOLS[v] for v in versions],  # type: ignore[misc]
+            subprotocols=subprotocols if subprotocols is not None  # type: ignore[arg-type]
+            else [schemas.SUBPROTOCOLS[v] for v in versions],
             additional_headers=headers,
             ssl=security.ssl_context if url.startswith("wss:") else None,
             open_timeout=open_timeout,
@@ -53,8 +67,9 @@ async def connect_station(
         trace.event(station_id, f"handshake refused by back end: HTTP {exc.response.status_code} {body.strip()}", "REFUSED")
         raise HandshakeRefused(exc.response.status_code, body) from None
     if ws.subprotocol is None or str(ws.subprotocol) not in schemas.VERSION_OF_SUBPROTOCOL:
+        trace.event(station_id, f"back end accepted with subprotocol {ws.subprotocol!r}", "CONNECT")
         await ws.close()
-        raise HandshakeRefused(0, f"back end selected no supported subprotocol ({ws.subprotocol!r})")
+        raise UnexpectedSubprotocol(None if ws.subprotocol is None else str(ws.subprotocol))
     version = schemas.VERSION_OF_SUBPROTOCOL[str(ws.subprotocol)]
     trace.event(station_id, f"connected to {url}, subprotocol {ws.subprotocol}", "CONNECT")
     return OcppConnection(ws, version, trace, peer=station_id).start()
