@@ -551,7 +551,8 @@ class Engine:
                                        subprotocols=subprotocols, no_auth=bool(opts.get("no_auth")))
         except UnexpectedSubprotocol as exc:
             raise DutFailure(f"the DUT (a CSMS) accepted the handshake with subprotocol {exc.selected!r}, "
-                             "which is not an OCPP version the harness offered", expected="handshake refused (HTTP 400) or an offered OCPP subprotocol",
+                             "which is not an OCPP version the harness offered",
+                             expected="handshake refused (HTTP 400) or an offered OCPP subprotocol",
                              received=f"subprotocol {exc.selected!r}",
                              requirement="OCPP-J 3.1.2 (subprotocol negotiation)") from None
         except HandshakeRefused as exc:
