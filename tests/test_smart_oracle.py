@@ -447,6 +447,11 @@ def test_compare_other_unit_and_unmerged_periods_and_rejection():
     assert compare(cs, unmerged) == ["expected 6 period(s), reported 7 (1 adjacent pair(s) with equal limits not merged)"]
     assert compare(cs, unmerged, Tolerance(period_count=False)) == []
     assert compare(cs, {"status": "Rejected"}) == ["status is 'Rejected', expected 'Accepted'"]
+    other_evse = cs.to_response("2.0.1")
+    other_evse["schedule"]["evseId"] = 2
+    assert compare(cs, other_evse) == ["the schedule is for EVSE 2, expected 1"]
+    assert compare(cs, {"status": "Accepted", "schedule": None}) == [
+        "no composite schedule reported (neither 'schedule' nor 'chargingSchedule')"]
 
 
 def test_compare_16_payload_and_short_schedule():
@@ -582,6 +587,10 @@ def test_property_merged_and_order_independent(case, unit, rnd):
     shuffled = list(profiles)
     rnd.shuffle(shuffled)
     assert _run(shuffled, version, unit=unit) == cs
+    # the wire form is schema-valid (1.6: limits multiple of 0.1) and reads back as itself
+    response = cs.to_response(version, no_limit=999.9)
+    if all(p.limit is not None for p in cs.periods):
+        assert compare(cs, response) == []
 
 
 @PROPS

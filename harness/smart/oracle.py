@@ -183,10 +183,11 @@ def limit_at(profiles: Iterable[ProfileInput], t: datetime | str, *, version: Ve
              max_limit: float | None = None, max_limit_unit: Unit | None = None, schedule_index: int = 0,
              tx_default_scope: TxDefaultScope = "stack") -> float | None:
     """The composite limit in force at instant ``t`` (NO_LIMIT when nothing limits), e.g. to
-    check a DUT's Power.Active.Import / Current.Import meter value against."""
+    check a DUT's Power.Active.Import / Current.Import meter value against. Pass
+    ``transaction_start`` when Relative profiles are installed: without it they are placed as
+    if the transaction started at ``t``."""
     cs = composite_schedule(profiles, version=version, evse_id=evse_id, start=t, duration_s=1, unit=unit,
-                            voltage_v=voltage_v, transaction_id=transaction_id,
-                            transaction_start=transaction_start if transaction_start is not None else None,
+                            voltage_v=voltage_v, transaction_id=transaction_id, transaction_start=transaction_start,
                             phases=phases, max_limit=max_limit, max_limit_unit=max_limit_unit,
                             schedule_index=schedule_index, tx_default_scope=tx_default_scope)
     return cs.periods[0].limit

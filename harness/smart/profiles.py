@@ -198,7 +198,7 @@ def _check_semantics(p: ChargingProfile) -> None:
         raise ProfileError(f"{p.label}: {rule} ({clause})")
 
     if p.evse_id < 0:
-        fail("the connector/EVSE id must not be negative", "1.6 §6.43 / 2.0.1 K01.FR.28")
+        fail("the connector/EVSE id must not be negative", "connectorId/evseId 0 = the whole station")
     if p.stack_level < 0:
         fail("stackLevel must be ≥ 0 (lowest level is 0)", "1.6 §7.8 / 2.0.1 ChargingProfileType")
     if p.purpose == STATION_MAX and p.evse_id != 0:
@@ -210,7 +210,8 @@ def _check_semantics(p: ChargingProfile) -> None:
         fail("transactionId is only allowed with purpose TxProfile",
              "1.6 §7.8 ChargingProfile.transactionId" if v16 else "2.0.1 ChargingProfileType.transactionId")
     if p.kind == "Recurring" and p.recurrency is None:
-        fail("a Recurring profile needs recurrencyKind", "1.6 §7.8 / 2.0.1 ChargingProfileType")
+        fail("a Recurring profile needs recurrencyKind", "1.6 §7.9 / 2.0.1 ChargingProfileKindEnumType: "
+             "the schedule restarts periodically, recurrencyKind says when")
     if p.kind != "Recurring" and p.recurrency is not None:
         fail("recurrencyKind is only meaningful with chargingProfileKind Recurring",
              "1.6 §7.8 / 2.0.1 ChargingProfileType")
@@ -237,6 +238,8 @@ def _check_semantics(p: ChargingProfile) -> None:
                 fail(f"negative limit {q.limit} in startPeriod {q.start_period}",
                      "1.6 §7.14 / 2.0.1 ChargingSchedulePeriodType (a charging rate limit)")
             if q.number_phases is not None and q.number_phases not in (1, 2, 3):
-                fail(f"numberPhases {q.number_phases} is not 1, 2 or 3", "1.6 §7.14 / 2.0.1 K01.FR.19")
+                fail(f"numberPhases {q.number_phases} is not 1, 2 or 3",
+                     "1.6 §7.14 / 2.0.1 ChargingSchedulePeriodType.numberPhases")
             if q.phase_to_use is not None and (q.phase_to_use not in (1, 2, 3) or q.number_phases != 1):
-                fail("phaseToUse needs numberPhases 1 and a value 1..3", "2.0.1 K01.FR.19/K01.FR.20")
+                fail("phaseToUse needs numberPhases 1 and a value 1..3",
+                     "2.0.1 ChargingSchedulePeriodType.phaseToUse, K01.FR.19")

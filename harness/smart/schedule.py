@@ -169,6 +169,7 @@ class _Reported(NamedTuple):
     unit: str
     periods: list[tuple[int, float, int | None]]
     version: str | None
+    evse_id: int | None
 
 
 def _read_reported(payload: Mapping[str, Any]) -> tuple[_Reported | None, list[str]]:
@@ -177,9 +178,9 @@ def _read_reported(payload: Mapping[str, Any]) -> tuple[_Reported | None, list[s
     if status is not None and status != "Accepted":
         info = payload.get("statusInfo")
         return None, [f"status is {status!r}{f' ({info})' if info else ''}, expected 'Accepted'"]
-    if "schedule" in payload:
+    if isinstance(payload.get("schedule"), Mapping):
         inner, version, start = payload["schedule"], "2.0.1", payload["schedule"].get("scheduleStart")
-    elif "chargingSchedule" in payload:
+    elif isinstance(payload.get("chargingSchedule"), Mapping):
         inner, version = payload["chargingSchedule"], "1.6"
         start = payload.get("scheduleStart") or inner.get("startSchedule")
     elif "chargingSchedulePeriod" in payload:
@@ -187,9 +188,9 @@ def _read_reported(payload: Mapping[str, Any]) -> tuple[_Reported | None, list[s
         start = payload.get("scheduleStart") or payload.get("startSchedule")
     else:
         return None, ["no composite schedule reported (neither 'schedule' nor 'chargingSchedule')"]
-    raw_periods = inner.get("chargingSchedulePeriod") or []
-    if not raw_periods:
-        return None, ["the reported schedule has no chargingSchedulePeriod"]
+    raw_periods = inner.get("chargingSchedulePeriod")
+    if not isinstance(raw_periods, list) or not raw_periods or not all(isinstance(p, Mapping) for p in raw_periods):
+        return None, ["the reported schedule has no (readable) chargingSchedulePeriod"]
     try:
         start_ts = epoch(start) if start is not None else None
     except ValueError:
@@ -197,7 +198,9 @@ def _read_reported(payload: Mapping[str, Any]) -> tuple[_Reported | None, list[s
         start_ts = None
     periods = [(int(p.get("startPeriod", 0)), float(p.get("limit", math.nan)), p.get("numberPhases"))
                for p in raw_periods]
-    return _Reported(start_ts, inner.get("duration"), inner.get("chargingRateUnit", "?"), periods, version), problems
+    evse_id = inner.get("evseId") if version == "2.0.1" else payload.get("connectorId")
+    return (_Reported(start_ts, inner.get("duration"), inner.get("chargingRateUnit", "?"), periods, version, evse_id),
+            problems)
 
 
 def compare(expected: CompositeSchedule, reported_payload: Mapping[str, Any],
@@ -217,6 +220,9 @@ def compare(expected: CompositeSchedule, reported_payload: Mapping[str, Any],
     out = list(problems)
     exp_start = epoch(expected.start)
     unit = expected.unit
+    if rep.evse_id is not None and rep.evse_id != expected.evse_id:
+        out.append(f"the schedule is for {'connector' if rep.version == '1.6' else 'EVSE'} {rep.evse_id}, "
+                   f"expected {expected.evse_id}")
 
     # unit
     rep_periods = rep.periods
