@@ -532,9 +532,9 @@ def _outcome(depot: Depot, tr: Any, i: int, evse: str | None, plug_s: float | No
     unmet = max(0.0, target - e1)
     return TruckOutcome(
         id=tr.id, evse=evse, arrival_s=tr.arrival_s, plug_s=plug_s, departure_s=tr.departure_s,
-        arrival_soc=tr.arrival_soc, target_soc=tr.target_soc, final_soc=e1 / tr.capacity_kwh,
-        delivered_kwh=e1 - e0, unmet_kwh=unmet, feasible=feas.feasible, feasibility=feas.reason,
-        judged=judged, reached=unmet <= depot.checks.target_tolerance_kwh,
+        arrival_soc=tr.arrival_soc, target_soc=tr.target_soc, final_soc=float(e1 / tr.capacity_kwh),
+        delivered_kwh=float(e1 - e0), unmet_kwh=float(unmet), feasible=bool(feas.feasible),
+        feasibility=feas.reason, judged=bool(judged), reached=bool(unmet <= depot.checks.target_tolerance_kwh),
     )
 
 
@@ -628,9 +628,9 @@ def _kpis(depot: Depot, dt: float, imp: np.ndarray, limit: np.ndarray, tol: np.n
         "unmet_by_truck_kwh": {o.id: round(o.unmet_kwh, 3) for o in judged if o.unmet_kwh > 0},
         "trucks": len(trucks),
         "trucks_judged": len(judged),
-        "trucks_reached_target": sum(o.reached for o in judged),
+        "trucks_reached_target": int(sum(o.reached for o in judged)),
         "feasible_trucks": len(feasible),
-        "feasible_reached": sum(o.reached for o in feasible),
+        "feasible_reached": int(sum(o.reached for o in feasible)),
         "peak_import_kw": float(imp.max()) if K else 0.0,
         "peak_ev_kw": float(ev.max()) if K else 0.0,
         "grid_import_kwh": float(pos_import.sum() * dt_h),
