@@ -261,8 +261,10 @@ def mutants(
     for f, c in cases.items():
         for fault in c.faults:
             by_fault.setdefault(fault, []).append(f)
-    tmp = REPORTS / "mutants"
-    tmp.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    # A private scratch folder: two mutants runs in one checkout must not read each other's verdicts.
+    tmp = Path(tempfile.mkdtemp(prefix="charger-harness-mutants-"))
 
     def one(label: str, fault: str | None, files: list[str]) -> tuple[str, dict[str, str]]:
         vfile = tmp / f"{label}.json"

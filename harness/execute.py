@@ -55,8 +55,7 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
     if reason:
         return _short_result(case, Verdict.NOT_APPLICABLE, reason)
     trace = Trace()
-    variables = {**case.vars, "pixit": dict(profile.pixit),
-                 "dut": {"station_id": profile.station_id, **profile.identity}}
+    variables = {"pixit": dict(profile.pixit), "dut": {"station_id": profile.station_id, **profile.identity}}
     endpoint: CsmsEndpoint | None = None
     session: Session | None = None
     try:

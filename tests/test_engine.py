@@ -1175,3 +1175,21 @@ def test_a_hung_dut_cannot_hold_the_run_beyond_its_timeouts(tmp_path):
     result, _ = run(go(), bounded(case))
     verdict_of(result, Verdict.FAIL)
     assert result.message == "no BootNotification from the DUT within 0.5 s"
+
+
+def test_failed_precondition_step_is_inconclusive_not_fail(tmp_path):
+    case = make_case(tmp_path, "TC_T_90_CS", """\
+        - action: boot
+        - expect: BootNotification
+          name: boots as model ${wanted}
+          timeout: 3
+          precondition: true
+          match: {chargingStation: {model: $wanted}}
+          reply: {status: Accepted, currentTime: $now, interval: 10}
+        """, )
+    case.vars = {"wanted": "DC-400"}
+    station = Station([call("BootNotification", BOOT_201)])
+    result, _ = run(run_csms_case(case, station), bounded(case))
+    verdict_of(result, Verdict.INCONCLUSIVE)
+    assert result.message.startswith("precondition not met: BootNotification does not match")
+    assert result.failed_step == 2 and result.failed_step_name == "boots as model DC-400"

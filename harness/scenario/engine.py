@@ -57,6 +57,7 @@ class Engine:
 
     async def run(self) -> CaseResult:
         result = CaseResult(self.case.id, Verdict.PASS, start=time.time())
+        self.variables = {**self.case.vars, **self.variables}    # header `vars:` first, as if captured
         try:
             await asyncio.wait_for(self._run_steps(), self.case.timeout)
             await self._settle_actions()
@@ -129,15 +130,30 @@ class Engine:
             try:
                 note = await handler(step)
             except Outcome as out:
+                if isinstance(out, DutFailure) and step.spec.get("precondition"):
+                    # The DUT didn't reach the state this case needs (e.g. a read-only setting):
+                    # nothing about the tested requirement is proven either way.
+                    out = Inconclusive(f"precondition not met: {out.message}", expected=out.expected,
+                                       received=out.received, requirement=out.requirement)
                 out.step = i
-                out.step_name = step.describe()
+                out.step_name = self._name(step)
                 out.requirement = out.requirement or step.spec.get("requirement")
-                self._record(StepResult(i, step.describe(), step.kind, out.verdict, started, time.time(), out.message,
+                self._record(StepResult(i, self._name(step), step.kind, out.verdict, started, time.time(), out.message,
                                         {"expected": out.expected, "received": out.received}))
-                raise
+                raise out from None
             except MatcherError as exc:
                 raise HarnessError(f"test case error in step {i} ({step.source}:{step.line}): {exc}") from None
-            self._record(StepResult(i, step.describe(), step.kind, Verdict.PASS, started, time.time(), note or ""))
+            self._record(StepResult(i, self._name(step), step.kind, Verdict.PASS, started, time.time(), note or ""))
+
+    def _name(self, step: Step) -> str:
+        """The step's description with variables resolved (as written if they can't be)."""
+        text = step.describe()
+        if "$" not in text:
+            return text
+        try:
+            return str(substitute(text, self._vars(step)))
+        except MatcherError:
+            return text
 
     def _vars(self, step: Step) -> dict[str, Any]:
         extra = step.spec.get("_vars")

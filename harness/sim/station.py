@@ -172,6 +172,7 @@ class StationSimulator:
         self.trace = trace if trace is not None else Trace()
         self.time_scale, self.call_timeout_s = time_scale, call_timeout_s
         self.reboot_delay_s, self.boot_retry_default_s = reboot_delay_s, boot_retry_default_s
+        self.stored: dict[Setting, str] = {}    # values of settings with no behaviour behind them
         self.evses: dict[int, Evse] = {e.evse_id: Evse(e) for e in cfg.evses}
         for e in self.evses.values():
             e.energy_wh = 125_000.0 * e.id      # a used meter: registers never start at 0 in the field
@@ -284,8 +285,8 @@ class StationSimulator:
     # ---- settings -----------------------------------------------------------------------
 
     def read_setting(self, s: Setting) -> str:
-        if s.attr is None:
-            return s.const
+        if s.attr is None:                      # a plain stored value (default: const)
+            return self.stored.get(s, s.const)
         value = getattr(self, s.attr)
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -297,7 +298,7 @@ class StationSimulator:
 
     def write_setting(self, s: Setting, text: str) -> str:
         """Apply a new value: "Accepted", or "Rejected" for read-only or a malformed value."""
-        if s.readonly or s.attr is None:
+        if s.readonly:
             return "Rejected"
         value: Any
         try:
@@ -319,6 +320,10 @@ class StationSimulator:
             return "Rejected"
         if self.has("set_variable_not_applied"):
             return "Accepted"                   # the bug: says yes, keeps the old value
+        if s.attr is None:                      # no behaviour behind it: just remember it
+            self.stored[s] = ("true" if value else "false") if s.kind == "bool" else \
+                (",".join(value) if isinstance(value, list) else str(value))
+            return "Accepted"
         if isinstance(getattr(self, s.attr), float):
             value = float(value)
         setattr(self, s.attr, value)

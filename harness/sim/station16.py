@@ -37,6 +37,7 @@ class Station16(FrontEnd):
                 self.connectors[len(self.connectors) + 1] = (evse, c)
         self.cid = {(e.id, c): cid for cid, (e, c) in self.connectors.items()}
         ro = {"readonly": True}
+        # OCPP 1.6 §9.1: keys without behaviour here are still read-write where the spec says so.
         self.config: dict[str, Setting] = {
             "HeartbeatInterval": Setting("hb_interval", "int"),
             "MeterValueSampleInterval": Setting("meter_interval", "int"),
@@ -47,18 +48,18 @@ class Station16(FrontEnd):
             "NumberOfConnectors": Setting(None, const=str(len(self.connectors)), **ro),
             "SupportedFeatureProfiles": Setting(None, const="Core,RemoteTrigger", **ro),
             "GetConfigurationMaxKeys": Setting(None, const="50", **ro),
-            "ClockAlignedDataInterval": Setting(None, const="0", **ro),
-            "MeterValuesAlignedData": Setting(None, const="", **ro),
-            "StopTxnSampledData": Setting(None, const=_ENERGY, **ro),
-            "StopTxnAlignedData": Setting(None, const="", **ro),
-            "LocalAuthorizeOffline": Setting(None, const="false", **ro),
-            "LocalPreAuthorize": Setting(None, const="false", **ro),
-            "ConnectorPhaseRotation": Setting(None, const="NotApplicable", **ro),
-            "ResetRetries": Setting(None, const="1", **ro),
-            "StopTransactionOnEVSideDisconnect": Setting(None, const="true", **ro),
-            "UnlockConnectorOnEVSideDisconnect": Setting(None, const="true", **ro),
-            "TransactionMessageAttempts": Setting(None, const="3", **ro),
-            "TransactionMessageRetryInterval": Setting(None, const="10", **ro),
+            "ClockAlignedDataInterval": Setting(None, "int", const="0"),
+            "MeterValuesAlignedData": Setting(None, "str", const=""),
+            "StopTxnSampledData": Setting(None, "str", const=_ENERGY),
+            "StopTxnAlignedData": Setting(None, "str", const=""),
+            "LocalAuthorizeOffline": Setting(None, "bool", const="false"),
+            "LocalPreAuthorize": Setting(None, "bool", const="false"),
+            "ConnectorPhaseRotation": Setting(None, "str", const="NotApplicable"),
+            "ResetRetries": Setting(None, "int", const="1"),
+            "StopTransactionOnEVSideDisconnect": Setting(None, "bool", const="true"),
+            "UnlockConnectorOnEVSideDisconnect": Setting(None, "bool", const="true"),
+            "TransactionMessageAttempts": Setting(None, "int", const="3"),
+            "TransactionMessageRetryInterval": Setting(None, "int", const="10"),
         }
         self._handlers: dict[str, Handler] = {
             "GetConfiguration": self._get_configuration, "ChangeConfiguration": self._change_configuration,
@@ -275,7 +276,7 @@ class Station16(FrontEnd):
 
     async def _get_configuration(self, p: dict[str, Any]) -> Reply:
         keys = p.get("key") or list(self.config)
-        known = [{"key": k, "readonly": self.config[k].readonly or self.config[k].attr is None,
+        known = [{"key": k, "readonly": self.config[k].readonly,
                   "value": self.sim.read_setting(self.config[k])} for k in keys if k in self.config]
         out: dict[str, Any] = {"configurationKey": known}
         unknown = [k for k in keys if k not in self.config]

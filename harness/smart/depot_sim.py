@@ -237,7 +237,6 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
     same_cab = cab_idx[:, None] == cab_idx[None, :]
     rating_eps = rating + EPS_KW
     cab_eps = cab_kw + EPS_KW
-    ar = np.arange(E)
 
     # --- trucks and the plug plan
     trucks = depot.trucks
@@ -260,6 +259,8 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
     target_kwh = np.zeros(E)
     kw_tab = np.zeros((E, G + 1))
     tau = np.zeros((E, G + 1))
+    kw_flat, tau_flat = kw_tab.reshape(-1), tau.reshape(-1)     # views: 1-D take is the fast gather
+    row0 = np.arange(E, dtype=np.intp) * (G + 1)
     tau_target = np.zeros(E)
     dep_s = np.full(E, math.inf)
     arr_s = np.full(E, math.inf)
@@ -375,20 +376,25 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
         elif state.churn:
             state.churn = 0
 
-        # --- what the controller sees
-        x = np.minimum(e_kwh / cap_kwh, 1.0) * G
-        i0 = np.minimum(x.astype(np.intp), G - 1)
+        # --- what the controller sees (taper limit and time to target: linear interpolation in the SoC tables)
+        x = e_kwh / cap_kwh
+        np.minimum(x, 1.0, out=x)
+        x *= G
+        i0 = x.astype(np.intp)
+        np.minimum(i0, G - 1, out=i0)
         w = x - i0
-        lo = kw_tab[ar, i0]
-        lim = lo + (kw_tab[ar, i0 + 1] - lo) * w
-        lo = tau[ar, i0]
-        ttt = tau_target - (lo + (tau[ar, i0 + 1] - lo) * w)
+        j = row0 + i0
+        lo = kw_flat.take(j)
+        lim = lo + (kw_flat.take(j + 1) - lo) * w
+        lo = tau_flat.take(j)
+        ttt = tau_target - lo - (tau_flat.take(j + 1) - lo) * w
+        np.maximum(ttt, 0.0, out=ttt)
         need = target_kwh - e_kwh
         np.maximum(need, 0.0, out=need)
         state.t = t
         state.ev_limit_kw = lim
         state.ev_need_kwh = need
-        state.ev_time_to_target_s = np.maximum(ttt, 0.0)
+        state.ev_time_to_target_s = ttt
         state.site_limit_kw = limit_l[k]
         pv = pv_l[k]
         state.pv_kw = pv
@@ -414,7 +420,7 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
                          "grid import {worst:.1f} kW > allowed {limit:.1f} kW "
                          f"(+{bound[k] - a:.1f} kW tolerance), " "{energy:.2f} kWh above the limit")
         cap_now = np.minimum(lim, rating)
-        if (p > cap_now + EPS_KW).any() or (p < -EPS_KW).any():
+        if E and (float((p - cap_now).max()) > EPS_KW or float(p.min()) < -EPS_KW):
             for s in np.flatnonzero(p > rating_eps):
                 episodes.hit(k, "evse_rating", f"EVSE {evses[s].id}", p[s], rating[s], "kW",
                              fmt="setpoint {worst:.1f} kW > rating {limit:.1f} kW")
@@ -426,7 +432,7 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
                              fmt=f"setpoint {{worst:.1f}} kW on EVSE {evses[s].id} > taper limit {{limit:.1f}} kW "
                                  f"at SoC {e_kwh[s] / cap_kwh[s]:.1%}")
         cab_sum = np.bincount(cab_idx, weights=p, minlength=C)
-        if (cab_sum > cab_eps).any():
+        if float((cab_sum - cab_eps).max()) > 0.0:
             for c in np.flatnonzero(cab_sum > cab_eps):
                 episodes.hit(k, "cabinet_limit", f"charger {depot.chargers[c].id}", cab_sum[c], cab_kw[c], "kW",
                              fmt="cabinet load {worst:.1f} kW > cabinet limit {limit:.1f} kW")
@@ -434,7 +440,7 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
         # --- advance the trucks
         e_new = e_kwh + p * dt_h
         over = e_new - cap_kwh
-        if (over > 1e-9).any():
+        if float(over.max()) > 1e-9:
             lost = float(over[over > 1e-9].sum())
             lost_kwh += lost
             np.minimum(e_new, cap_kwh, out=e_new)

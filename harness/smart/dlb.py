@@ -187,8 +187,12 @@ class ReferenceController:
     defer_margin_s: float = 1800.0
     defer_share: float = 0.6
     name: str = field(init=False)
+    defer_refresh_s: float = 60.0
+    churn_blind_s: float = CHURN_BLIND_S        # ignores_site_limit_under_churn: how long it is blind
+    reaction_delay_s: float = SLOW_REACTION_S   # slow_reaction: how late a limit change is applied
     _last_churn: float = field(init=False, default=-math.inf)
     _limits_seen: list[tuple[float, float]] = field(init=False, default_factory=list)
+    _defer_cache: tuple[float, tuple[float, float], np.ndarray | None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in DLB_FAULTS:
@@ -198,6 +202,7 @@ class ReferenceController:
     def reset(self) -> None:
         self._last_churn = -math.inf
         self._limits_seen = []
+        self._defer_cache = None
 
     # --- what the controller believes the site limit is
     def _limit(self, s: DepotState, t: float) -> float:
@@ -207,13 +212,13 @@ class ReferenceController:
                 seen.append((t, s.site_limit_kw))
             applied = seen[0][1]
             for t_seen, v in seen:
-                if t_seen <= t - SLOW_REACTION_S:
+                if t_seen <= t - self.reaction_delay_s:
                     applied = v
             return applied
         if self.fault == "ignores_site_limit_under_churn":
             if s.churn:
                 self._last_churn = t
-            if t - self._last_churn < CHURN_BLIND_S:
+            if t - self._last_churn < self.churn_blind_s:
                 return math.inf
         return s.site_limit_kw
 
@@ -231,7 +236,7 @@ class ReferenceController:
                 slack = (s.ev_departure_s[active] - t) - s.ev_time_to_target_s[active]
                 bucket = np.floor(slack / self.slack_bucket_s)
                 order = active[np.lexsort((active, s.ev_departure_s[active], bucket))]
-            deferred = self._deferred(s, t, active, limit, min_price)
+            deferred = self._deferred_cached(s, t, active, limit, min_price)
             cab_free = s.cabinet_kw.astype(float)
             if deferred is not None:
                 firm = order[~deferred[order]]
@@ -246,6 +251,17 @@ class ReferenceController:
         grid_charge = s.price <= min_price + 1e-9
         bess = bess_setpoint(s, float(alloc.sum()), limit, dis_kw, ch_kw, grid_charge)
         return Allocation(alloc, bess)
+
+    def _deferred_cached(self, s: DepotState, t: float, active: np.ndarray, limit: float,
+                         min_price: float) -> np.ndarray | None:
+        """The deferral decision is re-taken on plug-in/unplug, a price or limit change, or every
+        `defer_refresh_s` — it moves slowly, and recomputing it every second is most of the
+        controller's cost. A truck that finished meanwhile simply wants nothing."""
+        c = self._defer_cache
+        if c is None or s.churn or t >= c[0] or c[1] != (s.price, limit):
+            self._defer_cache = c = (t + self.defer_refresh_s, (s.price, limit),
+                                     self._deferred(s, t, active, limit, min_price))
+        return c[2]
 
     def _deferred(self, s: DepotState, t: float, active: np.ndarray, limit: float,
                   min_price: float) -> np.ndarray | None:
