@@ -254,6 +254,7 @@ class PvProfile:
             raise ValueError("PV needs sunrise before sunset within the day")
         ts = np.linspace(sunrise_s, sunset_s, samples + 1)
         kw = peak_kw * np.sin(np.pi * (ts - sunrise_s) / (sunset_s - sunrise_s))
+        kw[0] = kw[-1] = 0.0   # sin(π) is 1e-16, not 0: no PV after sunset
         pts = [(0.0, 0.0)] if sunrise_s > 0 else []
         pts += [(float(t), max(0.0, float(v))) for t, v in zip(ts, kw)]
         pts += [(float(DAY_S), 0.0)] if sunset_s < DAY_S else []

@@ -403,13 +403,14 @@ def replay(depot: Depot, controller: Controller, *, record_every_s: float = 60.0
 
         alloc = controller.decide(state, t)
         try:
-            p = np.asarray(alloc.evse_kw, dtype=float) * plugged_f
+            p = np.asarray(alloc.evse_kw, dtype=float)
             pb = float(alloc.bess_kw) if bess else 0.0
         except (AttributeError, TypeError, ValueError) as exc:
             raise ControllerError(f"{controller.name} at {clock(t)}: not an Allocation ({exc})") from exc
         if p.shape != (E,) or not (math.isfinite(pb) and np.isfinite(p).all()):
             raise ControllerError(f"{controller.name} at {clock(t)}: allocation must be {E} finite EVSE "
                                   f"setpoints and a finite BESS setpoint, got shape {p.shape}")
+        p = p * plugged_f                     # an idle EVSE draws nothing, whatever its setpoint
 
         # --- invariants on the delivered power
         ev = float(p.sum())

@@ -50,7 +50,8 @@ def plot_depot_day(result: DepotResult, out_dir: str | Path, prefix: str | None 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if prefix is None:
-        prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{result.scenario}__{result.controller}") + "__"
+        prefix = "__".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", x).strip("_")
+                           for x in (result.scenario, result.controller)) + "__"
     h = _hours(result.t_s)
     s = result.series
     paths = []
