@@ -88,19 +88,28 @@ BESS_SMALL = """\
       - {id: B, capacity_kwh: 540, max_kw: 350, type: CCS2, arrival: "08:00", soc: 0.2, target_soc: 0.8, departure: "12:00"}
 """
 
-# fault → (scenario, invariant it must break)
+# fault → (scenario, invariant it must break): shipped scenarios kill every fault (and the
+# crafted ones above do it in miniature)
 FAULT_CASES = {
+    "ignores_site_limit_under_churn": ("grid_limit_drop", "site_limit"),
+    "first_come_first_served": ("early_departures_priority", "target_missed"),
+    "forgets_bess_limits": ("grid_limit_drop", "bess_power"),
+    "slow_reaction": ("grid_limit_drop", "site_limit"),
+}
+CRAFTED_FAULT_CASES = {
     "ignores_site_limit_under_churn": (CHURN, "site_limit"),
     "first_come_first_served": (PRIORITY, "target_missed"),
     "forgets_bess_limits": (BESS_SMALL, "bess_power"),
-    "slow_reaction": ("grid_limit_drop", "site_limit"),
 }
 
 
 @lru_cache(maxsize=None)
 def replay_case(source: str, controller: str = "reference", fault: str | None = None, **params) -> DepotResult:
-    depot = shipped(source) if "\n" not in source else scenario(source)
-    return replay(depot, build_controller(controller, fault=fault, **params))
+    if "\n" not in source:
+        if not params:
+            return run(source, controller, fault)
+        return replay(shipped(source), build_controller(controller, fault=fault, **params))
+    return replay(scenario(source), build_controller(controller, fault=fault, **params))
 
 
 # --------------------------------------------------------------------------- model
@@ -214,7 +223,7 @@ def test_greedy_and_water_level_respect_limits(wants, budget, seed) -> None:
 
 
 def test_fault_catalogue_and_factory() -> None:
-    assert set(DLB_FAULTS) == set(FAULT_CASES)
+    assert set(DLB_FAULTS) == set(FAULT_CASES)          # every fault is killed by a shipped scenario
     assert all(isinstance(v, str) and v for v in DLB_FAULTS.values())
     assert build_controller("reference", fault="slow_reaction").name == "reference[slow_reaction]"
     assert isinstance(build_controller("equal_share"), EqualShareController)
@@ -237,7 +246,8 @@ def test_controller_answer_is_checked() -> None:
 
 # --------------------------------------------------------------------------- shipped scenarios
 
-SHIPPED = {"overnight_40_trucks_2MW_bess_pv": 5.0, "day_50_trucks_mcs": 5.0, "grid_limit_drop": 1.0}
+SHIPPED = {"overnight_40_trucks_2MW_bess_pv": 5.0, "day_50_trucks_mcs": 5.0, "grid_limit_drop": 1.0,
+           "early_departures_priority": 1.0}
 
 
 def test_shipped_scenarios_are_the_ones_tested() -> None:
@@ -275,13 +285,25 @@ def test_equal_share_misses_an_early_departure_the_reference_makes() -> None:
     (prio,) = eq.by_invariant("departure_priority")
     assert prio.subject == "truck R2" and "R1 (departs 20:15:00)" in prio.message
     assert run("grid_limit_drop").ok
+    eq = run("early_departures_priority", "equal_share")
+    assert {v.subject for v in eq.by_invariant("target_missed")} == {"truck E1", "truck E2"}
+    assert run("early_departures_priority").ok
+
+
+def test_first_come_first_served_strands_the_delivery_trucks() -> None:
+    bad = run("early_departures_priority", fault="first_come_first_served")
+    assert {v.subject for v in bad.by_invariant("target_missed")} == {"truck E1", "truck E2"}
+    assert {v.subject for v in bad.by_invariant("departure_priority")} == {"truck E1", "truck E2"}
+    assert bad.kpis["feasible_reached"] == 4 and bad.kpis["unmet_energy_kwh"] > 100
 
 
 # --------------------------------------------------------------------------- faults
 
-@pytest.mark.parametrize("fault", sorted(FAULT_CASES))
-def test_reference_passes_what_each_fault_fails(fault) -> None:
-    source, invariant = FAULT_CASES[fault]
+@pytest.mark.parametrize("source, fault, invariant",
+                         [(s, f, i) for f, (s, i) in sorted(FAULT_CASES.items())]
+                         + [(s, f, i) for f, (s, i) in sorted(CRAFTED_FAULT_CASES.items())],
+                         ids=[f"shipped-{f}" for f in sorted(FAULT_CASES)] + [f"crafted-{f}" for f in sorted(CRAFTED_FAULT_CASES)])
+def test_reference_passes_what_each_fault_fails(source, fault, invariant) -> None:
     clean = replay_case(source)
     assert clean.ok, clean.summary()
     bad = replay_case(source, fault=fault)
@@ -327,7 +349,7 @@ def test_forgets_bess_limits_breaks_power_and_soc_window() -> None:
     (p,) = bad.by_invariant("bess_power")
     assert p.limit == 100 and p.worst > 250
     (soc,) = bad.by_invariant("bess_soc")
-    assert "below" not in soc.message and "< soc_min 30.0%" in soc.message
+    assert soc.worst < -0.0 and "< soc_min 30.0%" in soc.message and soc.t_start > p.t_start
 
 
 # --------------------------------------------------------------------------- KPIs

@@ -624,7 +624,7 @@ def _kpis(depot: Depot, dt: float, imp: np.ndarray, limit: np.ndarray, tol: np.n
     for v in violations:
         by_inv[v.invariant] = by_inv.get(v.invariant, 0) + 1
     bess_in = float(np.clip(pb, 0, None).sum() * dt_h)
-    bess_out = float(-np.clip(pb, None, 0).sum() * dt_h)
+    bess_out = float(np.clip(-pb, 0, None).sum() * dt_h)
     return {
         "steps": K,
         "simulated_s": duration,

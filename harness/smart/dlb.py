@@ -266,7 +266,7 @@ class ReferenceController:
     def _deferred(self, s: DepotState, t: float, active: np.ndarray, limit: float,
                   min_price: float) -> np.ndarray | None:
         """Trucks that can wait for cheaper hours (None: nobody waits)."""
-        if not self.use_tariff or s.price <= min_price + 1e-9 or self.fault == "first_come_first_served":
+        if not self.use_tariff or s.price <= min_price + 1e-9:
             return None
         dep = s.ev_departure_s[active]
         cheaper = s.tariff.cheaper_seconds(t, dep, s.price)
