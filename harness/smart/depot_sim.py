@@ -18,8 +18,14 @@ limit is checkable on the delivered power. Per step, vectorised over EVSEs:
 
 and at each truck's departure:
 
+| invariant | holds when |
+|---|---|
 | `target_missed` | a truck whose target was *feasible* alone (`depot.feasibility`) left more than `target_tolerance_kwh` short |
 | `departure_priority` | a truck that missed a feasible target had been held (≥ 10 kW below what it could take) while trucks departing *later* got power over a constraint they shared with it (its cabinet, or the site limit when the site was binding: import within max(10 kW, 1 %) of the allowed limit) — more than `priority_tolerance_kwh` of it |
+
+Trucks still plugged when the replay ends (departure after the end) are reported, not judged.
+Invariants are judged at the control-step resolution, on the values at the start of the step
+(a truck's taper limit at its SoC then), which is what a controller deciding at that step sees.
 
 Consecutive violating steps of one invariant on one subject form one `Violation` episode
 (start, end, worst value vs limit, energy above the limit for the site). KPIs: energy
@@ -34,13 +40,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .depot import SOC_GRID, Depot, Feasibility, Plug, clock, feasibility, full_power_table, plug_plan, time_table
-from .dlb import Allocation, Controller, DepotState
+from .dlb import Controller, DepotState
 
 INVARIANTS: dict[str, str] = {
     "site_limit": "grid import ≤ site limit + tolerance (previous limit allowed for the reaction time after a change)",

@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .depot import DAY_S
 from .depot_sim import DepotResult
 
 
@@ -61,7 +61,7 @@ def plot_depot_day(result: DepotResult, out_dir: str | Path, prefix: str | None 
     ax = fig.add_subplot()
     active = result.truck_kw.max(axis=0) > 0 if result.truck_kw.size else np.zeros(0, dtype=bool)
     if active.any():
-        cmap = __import__("matplotlib").colormaps["tab20"]
+        cmap = matplotlib.colormaps["tab20"]
         cols = [cmap(i % 20) for i in range(int(active.sum()))]
         ax.stackplot(h, result.truck_kw[:, active].T, colors=cols, linewidth=0)
     ax.step(h, s["limit_kw"] + s["pv_kw"], where="post", color="k", lw=1, ls="--", label="grid limit + PV")
@@ -116,5 +116,3 @@ def plot_depot_day(result: DepotResult, out_dir: str | Path, prefix: str | None 
     paths.append(_save(fig, out / f"{prefix}pv.png"))
     return paths
 
-
-__all__ = ["plot_depot_day", "DAY_S"]

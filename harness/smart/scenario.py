@@ -457,6 +457,9 @@ def _taper(r: _Reader, node: CommentedMap, key: str, where: str, default: TaperC
     try:
         if "points" in t:
             seq = r.seq(t, "points", f"{where}.{key}.points")
+            for i, p in enumerate(seq):
+                if not isinstance(p, CommentedSeq) or len(p) != 2:
+                    raise r.error(seq, i, f"{where}.{key}.points[{i}]: each point is [soc, fraction]")
             return TaperCurve(tuple((float(p[0]), float(p[1])) for p in seq))
         return TaperCurve.knee(r.num(t, "knee_soc", f"{where}.{key}", default=0.8),
                                r.num(t, "end_fraction", f"{where}.{key}", default=0.1, lo=0.0, hi=1.0))
