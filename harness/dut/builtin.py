@@ -27,7 +27,7 @@ STATION = {
     "station_id": "CH-SIM-001",
     "credentials": {"password": "sim-Station-Pa55word-0001"},
     "identity": {"vendor": "ChargerHarness", "model": "RefSim-DC400"},
-    "pics": {"dc_charging": True, "mcs": True, "remote_start": True, "trigger_message": True, "reset": True},
+    "pics": {"dc_charging": True, "mcs": True, "remote_start": True, "trigger_message": True, "reset": True, "smart_charging": True},
     "pixit": _PIXIT,
     "sim": {"meter_interval_s": 1.0, "reconnect_backoff_s": 0.2},
 }

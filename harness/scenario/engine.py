@@ -18,6 +18,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from ..ocpp.connection import Closed, ConnectionLost, Garbage, IncomingCall, LocalSchemaError, Response, StrayResponse
@@ -463,8 +464,56 @@ class Engine:
             if mism:
                 raise DutFailure(f"{action} response does not match: " + "; ".join(map(str, mism[:5])),
                                  expected=self._shown(step.spec["expect_result"], step), received=frame.payload)
+        self._check_composite(step, frame.payload, time.time() - response.elapsed)
         self._capture(step, frame.payload)
         return f"CALLRESULT after {response.elapsed:.2f} s"
+
+    def _check_composite(self, step: Step, payload: Any, sent_at: float) -> None:
+        """`expect_composite:` on a GetCompositeSchedule step: the answer must be the oracle's
+        composite of the listed profiles from the moment the request left (harness.smart)."""
+        spec = step.spec.get("expect_composite")
+        if spec is None:
+            return
+        from ..smart.oracle import composite_schedule
+        from ..smart.profiles import ProfileError
+        from ..smart.schedule import Tolerance, compare
+
+        spec, request = self._sub(spec, step), self._sub(step.spec.get("payload", {}), step)
+        v16 = self.session.version == "1.6"
+        tol = spec.get("tolerance", {})
+        try:
+            tolerance = Tolerance(**tol) if isinstance(tol, dict) else Tolerance(limit_abs=float(tol))
+            expected = composite_schedule(
+                spec.get("profiles") or [], version="1.6" if v16 else "2.0.1",
+                evse_id=int(spec.get("evse", request.get("connectorId" if v16 else "evseId", 0))),
+                start=datetime.fromtimestamp(sent_at).astimezone(), unit=spec.get("unit", request.get("chargingRateUnit")),
+                duration_s=int(spec.get("duration", request.get("duration", 0))),
+                transaction_id=spec.get("transaction"), transaction_start=spec.get("transaction_start"),
+                max_limit=spec.get("max_limit"), max_limit_unit=spec.get("max_limit_unit"),
+                voltage_v=float(spec.get("voltage", 230.0)), phases=int(spec.get("phases", 3)))
+        except (ProfileError, TypeError, ValueError) as exc:
+            raise HarnessError(f"expect_composite cannot compute the expected schedule: {exc}") from None
+        problems = compare(expected, payload, tolerance)
+        if problems:
+            shown = [{"startPeriod": p.start_offset_s, "limit": "any (nothing limits)" if p.limit is None else p.limit,
+                      **({"numberPhases": p.number_phases} if p.number_phases else {})} for p in expected.periods]
+            raise DutFailure(f"composite schedule differs from the oracle's: " + "; ".join(problems[:6]),
+                             expected={"scheduleStart": expected.start.isoformat().replace("+00:00", "Z"),
+                                       "duration": expected.duration_s, "chargingRateUnit": expected.unit,
+                                       "chargingSchedulePeriod": shown},
+                             received=payload, requirement="OCPP 1.6 §3.13, §5.7" if v16 else "OCPP 2.0.1 K08")
+
+    async def _step_set_time(self, step: Step) -> str:
+        """`set_time: {valid_to: 300}`: variables holding the UTC time now + so many seconds."""
+        out = {}
+        for name, seconds in self._sub(step.target, step).items():
+            try:
+                at = time.time() + float(seconds)
+            except (TypeError, ValueError):
+                raise HarnessError(f"set_time needs seconds for {name}, got {seconds!r}") from None
+            out[name] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+        self.variables.update(out)
+        return ", ".join(f"{k}={v}" for k, v in out.items())
 
     async def _step_expect_none(self, step: Step) -> str:
         target = step.target

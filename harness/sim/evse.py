@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .api import EvseConfig
 from .ev import EvModel
@@ -20,6 +20,7 @@ class Authorization:
     token_type: str
     at: float                                # loop time it was granted (EVConnectionTimeOut)
     remote_start_id: int | None = None
+    charging_profile: dict[str, Any] | None = None   # TxProfile of a remote start, installed when the tx begins
 
 
 @dataclass
@@ -63,7 +64,8 @@ class Evse:
         self.plugged_connector: int | None = None
         self.energy_wh = 0.0                 # import register: survives transactions and reboots
         self.power_w = 0.0                   # what flows right now
-        self.limit_w: float | None = None    # external limit (smart charging / DLB), None = rating
+        self.limit_w: float | None = None    # external limit (DLB, `set_limit`), None = rating
+        self.limit_source: Callable[[], float | None] | None = None   # smart charging: the composite limit now
         self.tx: Transaction | None = None
         self.auth: Authorization | None = None
         self.inoperative = False             # ChangeAvailability Inoperative in force
@@ -98,6 +100,10 @@ class Evse:
         caps = [self.ev.accepted_power_w(), self.cfg.max_power_kw * 1000.0, self.cfg.max_current_a * volts]
         if self.limit_w is not None:
             caps.append(self.limit_w)
+        if self.limit_source is not None:
+            limit = self.limit_source()
+            if limit is not None:
+                caps.append(limit)
         return max(0.0, min(caps))
 
     def sample(self, now: float, time_scale: float) -> Sample:

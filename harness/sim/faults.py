@@ -75,7 +75,30 @@ STATION_FAULTS: dict[str, Fault] = dict([
         "Answers CSMS-initiated CALLs with a message id that does not match the CALL."),
     _cs("invalid_status_enum", _BOTH,
         "Reports connector status with a value outside the schema enum ('Free' instead of 'Available')."),
+    # --- smart charging ----------------------------------------------------------------------
+    _cs("ignores_stack_level", _BOTH,
+        "Stacks charging profiles the wrong way round: of one purpose, the lowest stackLevel wins (composite and power)."),
+    _cs("ignores_station_max", _BOTH,
+        "Accepts a ChargingStationMaxProfile/ChargePointMaxProfile but leaves it out of the composite schedule and the power."),
+    _cs("composite_ignores_validto", _BOTH,
+        "Keeps counting a charging profile after its validTo (composite schedule and power)."),
+    _cs("recurring_not_repeated", _BOTH,
+        "Runs a Recurring (Daily/Weekly) charging profile once from its startSchedule, as if it were Absolute."),
+    _cs("composite_unit_ignored", _BOTH,
+        "Answers GetCompositeSchedule in the unit of its profiles, labelled with the requested chargingRateUnit."),
+    _cs("limit_not_applied", _BOTH,
+        "Accepts charging profiles and reports the right composite schedule, but keeps drawing full power."),
+    _cs("clear_profile_ignored", _BOTH,
+        "Answers ClearChargingProfile Accepted but keeps the profile installed."),
+    _cs("tx_profile_without_tx_accepted", _BOTH,
+        "Accepts a TxProfile for an EVSE/connector with no transaction (should be Rejected)."),
 ])
+
+# The smart-charging group (profiles, composite schedule, applied limit); probed in tests/test_sim_smart.py.
+SMART_CHARGING_FAULTS: tuple[str, ...] = (
+    "ignores_stack_level", "ignores_station_max", "composite_ignores_validto", "recurring_not_repeated",
+    "composite_unit_ignored", "limit_not_applied", "clear_profile_ignored", "tx_profile_without_tx_accepted",
+)
 
 # Filled by harness.sim.csms_faults (owned by the CSMS simulator); kept empty here on purpose.
 CSMS_FAULTS: dict[str, Fault] = {}

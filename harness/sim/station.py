@@ -16,6 +16,8 @@ Timing model (test authors rely on it):
   the last (re)boot (PowerUp at first start and after `reboot`, RemoteReset after Reset);
 - EV energy runs on the event-loop clock times `time_scale` (default 60: one real second
   is one simulated minute), so a few seconds of test show rising energy and SoC.
+- charging profiles (`smart_charging.py`) run on wall-clock UTC, like a real station's:
+  the power of every sample is capped at the composite limit in force at that instant.
 
 Out-of-band actions (`perform(name, params)`; unknown names raise UnknownSimAction):
   reboot {}                                   power cycle (starts the simulator if not started)
@@ -46,6 +48,7 @@ from .api import StationSimConfig, UnknownSimAction
 from .ev import EvModel
 from .evse import Evse
 from .faults import get_fault
+from .smart_charging import SmartCharging
 
 MAX_BACKOFF_S = 10.0          # reconnect backoff doubles up to this
 BOOT_RETRY_DEFAULT_S = 5.0    # when the CSMS gives interval 0 for Pending/Rejected
@@ -157,6 +160,14 @@ class FrontEnd:
         """End every transaction because of `why` ("reset_hard", "reset_soft", "power_loss", …)."""
         raise NotImplementedError
 
+    def profile_evse(self, target: int) -> Evse | None:
+        """The EVSE a charging profile set on `target` (2.0.1 evseId / 1.6 connectorId > 0) governs."""
+        return self.sim.evses.get(target) if isinstance(target, int) and target > 0 else None
+
+    def profile_target(self, evse: Evse) -> int:
+        """The evseId / connectorId under which `evse`'s profiles and composite schedule are addressed."""
+        return evse.id
+
 
 class StationSimulator:
     """A charging station with `cfg.evses` that connects to `cfg.csms_url` (see module doc)."""
@@ -193,6 +204,9 @@ class StationSimulator:
         from .station201 import Station201
         self.fronts: dict[str, FrontEnd] = {"2.0.1": Station201(self), "1.6": Station16(self)}
         self.version = cfg.versions[0]
+        self.smart = SmartCharging(self)        # charging profiles: kept over reboots (2.0.1 TC_K_13)
+        for e in self.evses.values():
+            e.limit_source = (lambda e=e: self.smart.limit_w(e))
         self._boot_reason = "PowerUp"
         self._boot_trigger = asyncio.Event()
         self._changed = asyncio.Event()
@@ -730,5 +744,6 @@ class StationSimulator:
             "station_id": self.cfg.station_id, "version": self.version, "connected": self.connected.is_set(),
             "registration": self.registration, "heartbeat_interval": self.hb_interval,
             "evses": [e.snapshot() for e in self.evses.values()],
+            "charging_profiles": [{"target": i.target, "id": i.profile.id} for i in self.smart.installed],
         }
 

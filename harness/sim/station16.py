@@ -1,4 +1,4 @@
-"""OCPP 1.6J front end of the station simulator: Core + Remote Trigger profiles.
+"""OCPP 1.6J front end of the station simulator: Core, Remote Trigger and Smart Charging profiles.
 
 1.6 numbers connectors across the station (0 = the station itself); here every EVSE's
 connectors are numbered in order, so with the default config EVSE 1 is connectorId 1 and
@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 from .evse import Authorization, Evse, Transaction
+from .smart_charging import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from .station import MEASURANDS, FrontEnd, Handler, Reply, Setting, now_iso
 
 _ENERGY = "Energy.Active.Import.Register"
@@ -46,7 +47,7 @@ class Station16(FrontEnd):
             "AuthorizeRemoteTxRequests": Setting("authorize_remote_start", "bool"),
             "StopTransactionOnInvalidId": Setting("stop_tx_on_invalid", "bool"),
             "NumberOfConnectors": Setting(None, const=str(len(self.connectors)), **ro),
-            "SupportedFeatureProfiles": Setting(None, const="Core,RemoteTrigger", **ro),
+            "SupportedFeatureProfiles": Setting(None, const="Core,RemoteTrigger,SmartCharging", **ro),
             "GetConfigurationMaxKeys": Setting(None, const="50", **ro),
             "ClockAlignedDataInterval": Setting(None, "int", const="0"),
             "MeterValuesAlignedData": Setting(None, "str", const=""),
@@ -60,6 +61,10 @@ class Station16(FrontEnd):
             "UnlockConnectorOnEVSideDisconnect": Setting(None, "bool", const="true"),
             "TransactionMessageAttempts": Setting(None, "int", const="3"),
             "TransactionMessageRetryInterval": Setting(None, "int", const="10"),
+            "ChargeProfileMaxStackLevel": Setting(None, const=str(MAX_STACK_LEVEL), **ro),
+            "ChargingScheduleAllowedChargingRateUnit": Setting(None, const="Current,Power", **ro),
+            "ChargingScheduleMaxPeriods": Setting(None, const=str(MAX_PERIODS), **ro),
+            "MaxChargingProfilesInstalled": Setting(None, const=str(MAX_PROFILES), **ro),
         }
         self._handlers: dict[str, Handler] = {
             "GetConfiguration": self._get_configuration, "ChangeConfiguration": self._change_configuration,
@@ -67,11 +72,21 @@ class Station16(FrontEnd):
             "RemoteStartTransaction": self._remote_start, "RemoteStopTransaction": self._remote_stop,
             "ChangeAvailability": self._change_availability, "UnlockConnector": self._unlock,
             "ClearCache": self._clear_cache, "DataTransfer": self._data_transfer,
+            "SetChargingProfile": self._set_charging_profile, "ClearChargingProfile": self._clear_charging_profile,
+            "GetCompositeSchedule": self._get_composite_schedule,
         }
 
     @property
     def handlers(self) -> dict[str, Handler]:
         return self._handlers
+
+    def profile_evse(self, target: int) -> Evse | None:
+        entry = self.connectors.get(target) if isinstance(target, int) else None
+        return entry[0] if entry else None
+
+    def profile_target(self, evse: Evse) -> int:
+        connector = (evse.tx.connector_id if evse.tx is not None else evse.plugged_connector) or evse.cfg.connector_ids[0]
+        return self.cid[(evse.id, connector)]
 
     # ---- messages we send ------------------------------------------------------------
 
@@ -150,6 +165,7 @@ class Station16(FrontEnd):
                 tx.ended = True                    # the bug: the transaction is silently forgotten
                 tx.cancel_tasks()
                 evse.tx = None
+                self.sim.smart.on_tx_ended(evse)
             else:
                 self.stop_tx(evse, "EVDisconnected", report_status=False)
         evse.ev, evse.auth, evse.finishing = None, None, False
@@ -193,6 +209,7 @@ class Station16(FrontEnd):
         tx = Transaction(tx_id="", evse_id=evse.id, connector_id=evse.plugged_connector, id_token=auth.id_token,
                          token_type=auth.token_type, meter_start_wh=evse.energy_wh, started_at=self.sim.now())
         evse.tx, evse.finishing = tx, False
+        self.sim.smart.on_tx_started(self.cid[(evse.id, tx.connector_id)], auth.charging_profile)   # §5.11
         evse.advance(self.sim.now(), self.sim.time_scale)
         fut = self.sim.enqueue("StartTransaction", {
             "connectorId": self.cid[(evse.id, tx.connector_id)], "idTag": auth.id_token,
@@ -205,6 +222,7 @@ class Station16(FrontEnd):
             tx.ended = True
             if evse.tx is tx:
                 evse.tx = None
+                self.sim.smart.on_tx_ended(evse)
                 self.send_status(evse)
             return
         tx.cs16_id = int(resp["transactionId"])
@@ -243,6 +261,7 @@ class Station16(FrontEnd):
         tx.stop_reason = reason
         tx.meter_stop_wh = self.sim.readings(evse, [_ENERGY], "Transaction.End")[0][1]
         evse.tx = None
+        self.sim.smart.on_tx_ended(evse)           # §3.13.1: a TxProfile lives as long as its transaction
         evse.finishing = evse.plugged
         evse.advance(self.sim.now(), self.sim.time_scale)
         fut = self._send_stop(tx) if tx.cs16_id is not None else None   # else _started sends it
@@ -339,7 +358,13 @@ class Station16(FrontEnd):
             evse = free[0] if free else None
         if evse is None or evse.tx is not None or evse.inoperative or self.sim.registration != "Accepted":
             return Reply({"status": "Rejected"})
-        auth = Authorization(p["idTag"], "Central", self.sim.now())
+        profile = p.get("chargingProfile")
+        if profile is not None:                    # §5.11: only a TxProfile (OCTT TC_060_CS)
+            verdict, _ = self.sim.smart.check(self.cid[(evse.id, evse.cfg.connector_ids[0])], profile,
+                                              from_remote_start=True)
+            if verdict[0] != "Accepted":
+                return Reply({"status": "Rejected"})
+        auth = Authorization(p["idTag"], "Central", self.sim.now(), charging_profile=profile)
 
         async def start() -> None:
             if self.sim.authorize_remote_start:   # AuthorizeRemoteTxRequests
@@ -389,6 +414,22 @@ class Station16(FrontEnd):
             if evse.tx is not None:
                 self.stop_tx(evse, "UnlockCommand")
         return Reply({"status": "Unlocked"}, stop)
+
+    # ---- smart charging (§5.5, §5.7, §5.16) ---------------------------------------------
+
+    async def _set_charging_profile(self, p: dict[str, Any]) -> Reply:
+        status, _, _ = self.sim.smart.set_profile(p["connectorId"], p["csChargingProfiles"])
+        return Reply({"status": status})
+
+    async def _clear_charging_profile(self, p: dict[str, Any]) -> Reply:
+        hit = self.sim.smart.clear(p.get("id"), p.get("connectorId"), p.get("chargingProfilePurpose"), p.get("stackLevel"))
+        return Reply({"status": "Accepted" if hit else "Unknown"})
+
+    async def _get_composite_schedule(self, p: dict[str, Any]) -> Reply:
+        cs = self.sim.smart.composite(p["connectorId"], p["duration"], p.get("chargingRateUnit"))
+        if cs is None:
+            return Reply({"status": "Rejected"})
+        return Reply(cs.to_response("1.6"))
 
     async def _clear_cache(self, p: dict[str, Any]) -> Reply:
         return Reply({"status": "Accepted"})

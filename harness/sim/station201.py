@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from .evse import Authorization, Evse, Transaction
+from .smart_charging import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from .station import MEASURANDS, FrontEnd, Handler, Reply, Setting, now_iso
 
 _ENERGY = "Energy.Active.Import.Register"
@@ -45,6 +46,12 @@ class Station201(FrontEnd):
             ("DeviceDataCtrlr", "ItemsPerMessage", "SetVariables"): Setting(None, const="20", **ro),
             ("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"): Setting(None, const="65000", **ro),
             ("DeviceDataCtrlr", "BytesPerMessage", "SetVariables"): Setting(None, const="65000", **ro),
+            ("SmartChargingCtrlr", "Enabled", None): Setting(None, const="true", **ro),
+            ("SmartChargingCtrlr", "Available", None): Setting(None, const="true", **ro),
+            ("SmartChargingCtrlr", "RateUnit", None): Setting(None, const="A,W", **ro),
+            ("SmartChargingCtrlr", "PeriodsPerSchedule", None): Setting(None, const=str(MAX_PERIODS), **ro),
+            ("SmartChargingCtrlr", "ProfileStackLevel", None): Setting(None, const=str(MAX_STACK_LEVEL), **ro),
+            ("SmartChargingCtrlr", "Entries", "ChargingProfiles"): Setting(None, const=str(MAX_PROFILES), **ro),
         }
         self._components = {c for c, _, _ in self.variables}
         self._handlers: dict[str, Handler] = {
@@ -53,6 +60,8 @@ class Station201(FrontEnd):
             "RequestStopTransaction": self._request_stop, "ChangeAvailability": self._change_availability,
             "UnlockConnector": self._unlock, "GetTransactionStatus": self._tx_status,
             "ClearCache": self._clear_cache, "DataTransfer": self._data_transfer,
+            "SetChargingProfile": self._set_charging_profile, "ClearChargingProfile": self._clear_charging_profile,
+            "GetChargingProfiles": self._get_charging_profiles, "GetCompositeSchedule": self._get_composite_schedule,
         }
 
     @property
@@ -152,6 +161,7 @@ class Station201(FrontEnd):
                 tx.ended = True                    # the bug: the transaction just vanishes
                 tx.cancel_tasks()
                 evse.tx = None
+                self.sim.smart.on_tx_ended(evse)
             else:
                 self.end_tx(evse, "EVCommunicationLost", "EVDisconnected", "Idle")
         evse.ev, evse.plugged_connector, evse.auth = None, None, None
@@ -188,6 +198,7 @@ class Station201(FrontEnd):
                          started_at=self.sim.now(), remote_start_id=auth.remote_start_id)
         evse.tx = tx
         evse.finishing = False
+        self.sim.smart.on_tx_started(evse.id, auth.charging_profile)   # K05: the remote start's TxProfile
         meter = self.meter_value(evse, "Transaction.Begin", [_ENERGY])
         started = self._tx_event(evse, tx, "Started", trigger, meter=meter, id_token=(auth.id_token, auth.token_type))
         tx.tasks.append(self.sim.spawn(self._meter_loop(evse, tx), f"meter-evse{evse.id}"))
@@ -229,6 +240,7 @@ class Station201(FrontEnd):
         tx.charging_state = charging_state
         fut = self._tx_event(evse, tx, "Ended", trigger, meter=meter, stopped_reason=reason, id_token=id_token)
         evse.tx = None
+        self.sim.smart.on_tx_ended(evse)           # a TxProfile lives as long as its transaction
         evse.advance(self.sim.now(), self.sim.time_scale)
         if evse.inoperative_scheduled:
             evse.inoperative, evse.inoperative_scheduled = True, None
@@ -343,7 +355,12 @@ class Station201(FrontEnd):
         if evse is None or self.sim.registration != "Accepted":
             return Reply({"status": "Rejected"})
         token = p["idToken"]
-        auth = Authorization(token["idToken"], token["type"], self.sim.now(), p["remoteStartId"])
+        profile = p.get("chargingProfile")
+        if profile is not None:
+            verdict, _ = self.sim.smart.check(evse.id, profile, from_remote_start=True)
+            if verdict[0] != "Accepted":           # K05.FR.04/05: only a TxProfile without transactionId
+                return Reply({"status": "Rejected", "statusInfo": self._info(verdict)})
+        auth = Authorization(token["idToken"], token["type"], self.sim.now(), p["remoteStartId"], profile)
 
         async def start() -> None:
             if self.sim.authorize_remote_start:
@@ -396,6 +413,47 @@ class Station201(FrontEnd):
             out["ongoingIndicator"] = any(e.tx is not None and e.tx.tx_id == p["transactionId"]
                                           for e in self.sim.evses.values())
         return Reply(out)
+
+    # ---- smart charging (K01, K05, K08, K09, K10) --------------------------------------
+
+    @staticmethod
+    def _info(verdict: tuple[str, str, str]) -> dict[str, Any]:
+        return {"reasonCode": verdict[1][:20], "additionalInfo": verdict[2][:512]}
+
+    async def _set_charging_profile(self, p: dict[str, Any]) -> Reply:
+        verdict = self.sim.smart.set_profile(p["evseId"], p["chargingProfile"])
+        if verdict[0] == "Accepted":
+            return Reply({"status": "Accepted"})
+        return Reply({"status": "Rejected", "statusInfo": self._info(verdict)})
+
+    async def _clear_charging_profile(self, p: dict[str, Any]) -> Reply:
+        crit = p.get("chargingProfileCriteria") or {}
+        hit = self.sim.smart.clear(p.get("chargingProfileId"), crit.get("evseId"), crit.get("chargingProfilePurpose"),
+                                   crit.get("stackLevel"))
+        return Reply({"status": "Accepted" if hit else "Unknown"})
+
+    async def _get_charging_profiles(self, p: dict[str, Any]) -> Reply:
+        crit = p["chargingProfile"]
+        found = self.sim.smart.report(p.get("evseId"), crit.get("chargingProfilePurpose"), crit.get("stackLevel"),
+                                      crit.get("chargingProfileId"), crit.get("chargingLimitSource"))
+        if not found:
+            return Reply({"status": "NoProfiles"})
+
+        async def report() -> None:               # K09.FR.01: one ReportChargingProfiles per EVSE, tbc on all but the last
+            items = sorted(found.items())
+            for n, (evse_id, profiles) in enumerate(items):
+                msg: dict[str, Any] = {"requestId": p["requestId"], "chargingLimitSource": "CSO", "evseId": evse_id,
+                                       "chargingProfile": profiles}
+                if n + 1 < len(items):
+                    msg["tbc"] = True
+                self.sim.enqueue("ReportChargingProfiles", msg)
+        return Reply({"status": "Accepted"}, report)
+
+    async def _get_composite_schedule(self, p: dict[str, Any]) -> Reply:
+        cs = self.sim.smart.composite(p["evseId"], p["duration"], p.get("chargingRateUnit"))
+        if cs is None:                             # an unknown EVSE (OCTT TC_K_47_CS)
+            return Reply({"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}})
+        return Reply(cs.to_response("2.0.1"))
 
     async def _clear_cache(self, p: dict[str, Any]) -> Reply:
         return Reply({"status": "Accepted"})
