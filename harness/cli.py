@@ -75,19 +75,22 @@ def run(
     results: Path = typer.Option(REPORTS / "allure-results", help="Allure results directory (emptied first)"),
     html: bool = typer.Option(True, help="render the HTML report when the Allure CLI is available"),
     pytest_args: list[str] = typer.Option([], "--pytest-arg", help="extra pytest argument (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the last run with the same DUT profile(s) and "
+                                "test library: skip the cases it finished, keep their results and verdicts"),
 ) -> None:
     """Run the test library (default: against the built-in simulators) and write the report."""
     import shutil
 
+    from .cli_dut import plan_run
+
     lib = _library_paths(paths)
-    shutil.rmtree(results, ignore_errors=True)
+    plan = plan_run(results.parent / "progress.jsonl", dut, fault, resume, case)   # --case: exact ids
+    if not plan.keep_results:
+        shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True, exist_ok=True)
-    extra = list(pytest_args)
-    if case:
-        extra += ["-k", " or ".join(case)]
-    manual = any(_is_manual(d) for d in dut)
-    if manual:
-        jobs, extra = 1, extra + ["-s"]   # an operator answers one prompt at a time, on this terminal
+    extra = list(pytest_args) + plan.extra
+    if plan.serial:   # an operator answers one prompt at a time; one DUT container per run
+        jobs, extra = 1, extra + (["-s"] if plan.capture_off else [])
     cmd = pytest_command(lib, duts=dut, fault=fault, results=results, verdicts=results.parent / "verdicts.json",
                          jobs=jobs, extra=extra)
     console.print(f"[bold]charger-harness {__version__}[/] running {', '.join(map(str, lib))} "
@@ -314,6 +317,10 @@ def mutants(
 def version() -> None:
     """Print the harness version."""
     print(__version__)
+
+
+from .cli_dut import dut_app  # noqa: E402
+app.add_typer(dut_app, name="dut")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlparse
 
-from .dut.adapters import AdapterUnavailable, SimAdapter, make_adapter
+from .dut.adapters import AdapterUnavailable, DockerAdapter, SimAdapter, make_adapter
+from .dut.docker_dut import DutNotReady
+from .dut.docker_dut import stop_all as stop_docker_duts
 from .dut.base import Adapter
 from .dut.profile import DutProfile
 from .ocpp.trace import Trace
@@ -32,6 +34,7 @@ TEARDOWN_TIMEOUT = 10.0
 class Execution:
     result: CaseResult
     trace: Trace
+    logs: dict[str, str] = field(default_factory=dict)   # attachment name → text (e.g. "dut.log")
 
 
 def applicability(case: TestCase, profile: DutProfile) -> str | None:
@@ -62,19 +65,30 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
         adapter: Adapter = make_adapter(profile, fault=fault, operator=operator)
     except AdapterUnavailable as exc:
         return _short_result(case, Verdict.INCONCLUSIVE, f"adapter '{profile.adapter}' unavailable: {exc}")
+    logs: dict[str, str] = {}
     try:
         if case.role == "csms":
             endpoint = await _csms_endpoint(case, profile, trace)
             session = await CsmsSession(case.ocpp, trace, endpoint, profile.station_id).start()
             if isinstance(adapter, SimAdapter):
                 await adapter.start_station(endpoint.server.url(), case.ocpp)
+            if isinstance(adapter, DockerAdapter):   # the container's station must reach the harness
+                ep = endpoint
+                await adapter.ensure_running(lambda: _station_connected(ep, profile.station_id))
         else:
             dut_url = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
+            if isinstance(adapter, DockerAdapter):   # the container's CSMS must accept connections
+                await adapter.ensure_running(lambda: _port_open(dut_url))
             security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0 else 0,
                                        profile.station_id, profile.password)
             session = StationSession(case.ocpp, trace, dut_url, profile.station_id, security)
         engine = Engine(case, session, adapter, variables, on_step=on_step)
         result = await engine.run()
+    except DutNotReady as exc:   # the DUT never came up: nothing about it was tested
+        result = CaseResult(case.id, Verdict.INCONCLUSIVE, f"DUT container not ready: {exc}",
+                            start=time.time(), stop=time.time())
+        if exc.logs:
+            logs["dut.log"] = exc.logs
     except Exception as exc:   # set-up failed: the harness's problem, never the DUT's
         result = CaseResult(case.id, Verdict.ERROR, f"harness set-up failed: {type(exc).__name__}: {exc}",
                             start=time.time(), stop=time.time())
@@ -83,7 +97,38 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
         await _bounded(adapter.stop())
         if endpoint is not None and not _is_persistent(profile):
             await _bounded(endpoint.stop())
-    return Execution(result, trace)
+    if isinstance(adapter, DockerAdapter) and "dut.log" not in logs:
+        try:
+            logs["dut.log"] = await asyncio.wait_for(adapter.case_logs(), TEARDOWN_TIMEOUT)
+        except Exception:
+            pass
+    return Execution(result, trace, {k: v for k, v in logs.items() if v})
+
+
+def _station_connected(endpoint: CsmsEndpoint, station_id: str) -> bool:
+    conn = endpoint.connections.get(station_id)
+    return conn is not None and not conn.closed.is_set()
+
+
+async def _port_open(url: str) -> bool:
+    """The CSMS answers HTTP at its URL (a bare TCP accept may be docker's port proxy alone)."""
+    u = urlparse(url)
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(u.hostname or "127.0.0.1", u.port or (443 if u.scheme == "wss" else 80)), 2)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        if u.scheme == "wss":
+            return True                 # TLS: the accept is all we can see without a handshake
+        writer.write(f"GET {u.path or '/'} HTTP/1.1\r\nHost: {u.netloc}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(5), 2)
+        return head.startswith(b"HTTP/")
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()
 
 
 # Endpoints for DUTs configured with a fixed harness URL live for the whole session.
@@ -114,6 +159,11 @@ async def _csms_endpoint(case: TestCase, profile: DutProfile, trace: Trace) -> C
 
 
 async def close_persistent_endpoints() -> None:
+    """End of the run: stop the DUT containers (docker adapter), then the run-long endpoints."""
+    try:   # docker stop waits up to docker.stop_timeout for a clean exit, then kills; removal follows
+        await asyncio.wait_for(asyncio.to_thread(stop_docker_duts), 2 * TEARDOWN_TIMEOUT)
+    except Exception:
+        pass
     for ep in list(_persistent.values()):
         await _bounded(ep.stop())
     _persistent.clear()

@@ -51,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--allure-results", default=None, metavar="DIR", help="write Allure results here")
     g.addoption("--verdicts-json", default=None, metavar="FILE", help="write every case's verdict to this JSON file")
     g.addoption("--operator", default=None, help="name recorded for manual answers")
+    g.addoption("--case", action="append", default=[], metavar="ID",
+                help="run only the case with exactly this id (repeatable); with --resume it is run again")
+    g.addoption("--progress", default=None, metavar="FILE",
+                help="append each finished case's verdict to this JSON-lines file (for --resume)")
+    g.addoption("--resume", action="store_true", default=False,
+                help="skip the cases already finished in the last run with the same DUT profile(s) and test "
+                     "library (read from --progress); their verdicts are carried into this run's summary")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,6 +66,27 @@ def pytest_configure(config: pytest.Config) -> None:
                  "role_cs: the harness plays the charging station (DUT is a CSMS)"):
         config.addinivalue_line("markers", line)
     _session_verdicts.clear()   # the CLI may run several sessions in one process
+    _setup_progress(config)
+
+
+def _setup_progress(config: pytest.Config) -> None:
+    """Resume/record: every process reads the history now, before this run writes anything."""
+    global _progress
+    _progress = None
+    path = config.getoption("--progress")
+    if config.getoption("--resume") and not path:
+        raise pytest.UsageError("--resume needs --progress FILE (charger-harness run passes reports/progress.jsonl)")
+    if not path:
+        return
+    from .dut.progress import open_progress
+
+    log = open_progress(Path(path), _profiles(config), Path(str(config.rootpath)) / "testcases",
+                        fault=config.getoption("--sim-fault"), resume=config.getoption("--resume"),
+                        rerun=config.getoption("--case"))
+    config._harness_progress = log  # type: ignore[attr-defined]
+    if not _is_worker(config):
+        _progress = log
+        _session_verdicts.extend(log.carried)   # the final verdicts and summary cover both parts
 
 
 def _profiles(config: pytest.Config) -> list[DutProfile]:
@@ -141,6 +169,8 @@ class CaseItem(pytest.Item):
         self.user_properties.append((VERDICT_KEY, result.verdict.value))
         self.user_properties.append(("message", result.message))
         self.user_properties.append(("dut", profile.name))
+        self.user_properties += [("title", self.case.title), ("requirement", result.requirement or ""),
+                                 ("failed_step", result.failed_step or ""), ("failed_step_name", result.failed_step_name)]
         if result.dut_identity:
             self.user_properties.append(("dut_identity", json.dumps(result.dut_identity)))
         outdir = self.config.getoption("--allure-results")
@@ -213,6 +243,35 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
         config._harness_deselected = len(drop)  # type: ignore[attr-defined]
+    _select_cases_and_resume(config, items)
+
+
+def _item_case_id(item: pytest.Item) -> str:
+    return item.case.id if isinstance(item, CaseItem) else item.name
+
+
+def _select_cases_and_resume(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--case ID: exactly those ids (not -k's substring match). --resume: drop what the last run finished."""
+    wanted = set(config.getoption("--case"))
+    log = getattr(config, "_harness_progress", None)
+    done = log.done() if log is not None else set()
+    drop = [i for i in items if (wanted and _item_case_id(i) not in wanted) or i.nodeid in done]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        dropped = set(drop)
+        items[:] = [i for i in items if i not in dropped]
+    config._harness_already_done = sum(1 for i in drop if i.nodeid in done)  # type: ignore[attr-defined]
+    config._harness_unknown_cases = sorted(wanted - {_item_case_id(i) for i in items})  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    log = getattr(config, "_harness_progress", None)
+    if log is None or not config.getoption("--resume"):
+        return None
+    if log.previous is None:
+        return ["charger-harness --resume: no earlier run with this DUT profile and test library; running everything"]
+    return [f"charger-harness --resume: continuing run {log.previous.run_id} (started {log.previous.started}); "
+            f"already done: {len(log.carried)}"]
 
 
 def _verdict_of(report: pytest.TestReport) -> Verdict | None:
@@ -244,10 +303,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         "verdict": verdict.value, "message": props.get("message", ""), "dut": props.get("dut", ""),
         "dut_identity": json.loads(props["dut_identity"]) if "dut_identity" in props else {},
         "duration": round(report.duration, 3),
+        **{k: props[k] for k in ("title", "requirement", "failed_step", "failed_step_name") if k in props},
     })
+    if _progress is not None:
+        _progress.record(_session_verdicts[-1])
 
 
 _session_verdicts: list[dict[str, Any]] = []
+_progress: Any = None          # ProgressLog of this run (controller only)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -255,6 +318,8 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for cid in getattr(config, "_harness_unknown_cases", []):
+        terminalreporter.write_line(f"--case {cid}: no case with this id among the collected cases for the given DUT profile(s)")
     if _is_worker(config) or not _session_verdicts:
         return
     from .report.publish import render_verdict_table
@@ -265,6 +330,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if deselected:
         terminalreporter.write_line(f"{deselected} case(s) deselected: no DUT profile of the kind they test "
                                     "(give --dut for a charging station and/or a CSMS)")
+    if _progress is not None and _progress.carried:
+        terminalreporter.write_line(f"already done: {len(_progress.carried)} case(s), carried over from run "
+                                    f"{_progress.previous.run_id} (--resume); the table above includes them")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -277,6 +345,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutdown()
     if _is_worker(config):
         return
+    if _progress is not None:
+        _progress.close()
     path = config.getoption("--verdicts-json")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -286,6 +356,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .report.publish import publish_session
 
         publish_session(Path(outdir), _session_verdicts, _profiles(config), harness_version=__version__,
-                        library_root=Path(str(config.rootpath)) / "testcases", fault=config.getoption("--sim-fault"))
+                        library_root=Path(str(config.rootpath)) / "testcases", fault=config.getoption("--sim-fault"),
+                        operator=config.getoption("--operator"))
     if os.environ.get("CHARGER_HARNESS_DEBUG"):
         print(json.dumps(_session_verdicts, indent=1))

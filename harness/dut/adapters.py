@@ -1,9 +1,10 @@
 """DUT adapters: who performs the out-of-band actions a test case asks for.
 
 - `sim`: the built-in simulators, embedded per case (or a standalone one via `control_url`).
-- `manual`: prompts an operator (rich), with a countdown; done / skip / fail.
-- `command`: runs the vendor's shell hooks, one per action name.
-- `docker`: starts the DUT image with the docker SDK; skips clearly where no engine runs.
+- `manual`: prompts an operator (rich), with a live countdown; done / skip / fail (+ note).
+- `command`: runs the vendor's hooks, one per action name: shell commands or HTTP requests.
+- `docker`: starts the DUT image with the docker SDK for the run, waits until it connects,
+  hands its logs to the report; skips with how-to-fix where no engine is reachable.
 
 Every adapter turns "could not do it" into `skipped`/`failed` outcomes, never an
 exception, so the engine can call the case INCONCLUSIVE rather than blame the DUT.
@@ -12,13 +13,14 @@ exception, so the engine can call the case INCONCLUSIVE rather than blame the DU
 from __future__ import annotations
 
 import asyncio
-import json
+import getpass
 import os
-import shlex
-import sys
+import threading
+import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
+from . import hooks
 from .base import ActionOutcome, Adapter
 from .profile import DutProfile
 
@@ -102,108 +104,182 @@ class SimAdapter(Adapter):
 # ---- manual --------------------------------------------------------------------------
 
 class ManualAdapter(Adapter):
-    """Asks a person. Without a terminal (CI) every prompt is answered 'skip' at once."""
+    """Asks a person on their terminal, with the step's instructions and a live countdown.
+
+    done / skip / fail (+ note) become the outcome, with who answered and when. No
+    answer in time → skipped (INCONCLUSIVE). No terminal, or CI → skipped at once, with
+    the reason. The terminal is `/dev/tty` unless `manual.tty` or CHARGER_HARNESS_TTY
+    names another (e.g. a second terminal next to the charger).
+    """
 
     name = "manual"
 
     def __init__(self, profile: DutProfile, operator: str | None = None):
         self.profile = profile
-        self.operator = operator or os.environ.get("CHARGER_HARNESS_OPERATOR") or os.environ.get("USER", "operator")
+        self.operator = (operator or os.environ.get("CHARGER_HARNESS_OPERATOR") or _login_name())
+        self.tty_path = str(os.environ.get("CHARGER_HARNESS_TTY") or profile.adapter_options.get("tty") or "/dev/tty")
 
     async def perform(self, action: str, params: dict[str, Any], say: str, timeout: float) -> ActionOutcome:
-        tty = _open_tty()
-        if tty is None:
-            return ActionOutcome("skipped", "no operator terminal (non-interactive run)", "")
+        from . import operator as op
+
+        why = op.non_interactive_reason()
+        if why:
+            return ActionOutcome("skipped", why, "")
         try:
-            answer = await asyncio.wait_for(asyncio.to_thread(_prompt, tty, action, say, timeout), timeout)
-        except asyncio.TimeoutError:
+            fd = op.open_terminal(self.tty_path)
+        except op.NoTerminal as exc:
+            return ActionOutcome("skipped", str(exc), "")
+        cancel = threading.Event()
+        try:
+            answer = await asyncio.to_thread(op.ask, fd, action=action, say=say, params=params, timeout=timeout,
+                                             operator=self.operator, cancel=cancel)
+        except asyncio.CancelledError:
+            cancel.set()             # the case ended: the prompt thread notices within a tick, closes fd
+            raise
+        if answer is None:
             return ActionOutcome("skipped", f"no answer within {timeout:g} s", "")
-        finally:
-            tty.close()
-        word, _, note = answer.strip().partition(" ")
-        word = word.lower()
-        if word in ("d", "done", "y", "yes", ""):
-            return ActionOutcome("done", note, self.operator)
-        if word in ("f", "fail"):
-            return ActionOutcome("failed", note or "operator said fail", self.operator)
-        return ActionOutcome("skipped", note or "operator skipped", self.operator)
+        detail = answer.note or {"done": "", "skipped": "operator skipped", "failed": "operator said fail"}[answer.status]
+        return ActionOutcome(answer.status, detail, self.operator, answered_at=answer.at)
 
 
-def _open_tty() -> Any:
-    if not sys.stdin.isatty() and not os.environ.get("CHARGER_HARNESS_FORCE_TTY"):
-        try:
-            return open("/dev/tty", "r+", encoding="utf-8")
-        except OSError:
-            return None
+def _login_name() -> str:
     try:
-        return open("/dev/tty", "r+", encoding="utf-8")
-    except OSError:
-        return None
-
-
-def _prompt(tty: Any, action: str, say: str, timeout: float) -> str:
-    from rich.console import Console
-
-    console = Console(file=tty, force_terminal=True)
-    console.print(f"\n[bold yellow]OPERATOR[/] [bold]{action}[/]: {say}")
-    console.print(f"  answer within {timeout:g} s: [green]done[/] (Enter) / [yellow]skip[/] / [red]fail[/] [note]")
-    tty.write("> ")
-    tty.flush()
-    return tty.readline()
+        return getpass.getuser()
+    except Exception:
+        return "operator"
 
 
 # ---- command -------------------------------------------------------------------------
 
 class CommandAdapter(Adapter):
-    """Runs `command.actions.<name>` from the profile: a shell command, params in CH_PARAM_* env vars."""
+    """Runs the vendor's hooks (`command.actions.<name>`): shell commands or HTTP requests.
+
+    See `harness.dut.hooks` for the forms and the CH_* environment of shell hooks.
+    """
 
     name = "command"
 
     def __init__(self, profile: DutProfile):
         self.profile = profile
-        self.actions: dict[str, str] = dict(profile.adapter_options.get("actions") or {})
+        opts = profile.adapter_options
+        self.actions: dict[str, Any] = dict(opts.get("actions") or {})
+        self.env: dict[str, str] = {str(k): str(v) for k, v in (opts.get("env") or {}).items()}
+        self.cwd = hooks.hook_cwd(profile, opts)
 
     async def perform(self, action: str, params: dict[str, Any], say: str, timeout: float) -> ActionOutcome:
-        cmd = self.actions.get(action)
-        if cmd is None:
-            return ActionOutcome("skipped", f"no command configured for '{action}' (profile: command.actions.{action})", "command")
-        env = {**os.environ, "CH_ACTION": action, "CH_PARAMS": json.dumps(params),
-               **{f"CH_PARAM_{k.upper()}": str(v) for k, v in params.items()}}
-        proc = await asyncio.create_subprocess_shell(cmd, env=env, stdout=asyncio.subprocess.PIPE,
-                                                     stderr=asyncio.subprocess.STDOUT)
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return ActionOutcome("failed", f"`{shlex.quote(cmd)}` did not finish within {timeout:g} s", "command")
-        text = out.decode("utf-8", "replace").strip()[-500:]
-        if proc.returncode != 0:
-            return ActionOutcome("failed", f"`{cmd}` exited {proc.returncode}: {text}", "command")
-        return ActionOutcome("done", text, "command")
+        hook = self.actions.get(action)
+        if hook is None:
+            have = ", ".join(sorted(self.actions)) or "none"
+            return ActionOutcome("skipped", f"no hook configured for '{action}' (profile: {self.profile.adapter}"
+                                            f".actions.{action}; configured: {have})", self.name)
+        where = f"{self.profile.adapter}.actions.{action}"
+        kind = hooks.hook_kind(action, hook, section=self.profile.adapter)    # HookConfigError → ERROR
+        if isinstance(hook, dict) and hook.get("timeout"):
+            timeout = min(timeout, float(hook["timeout"]))
+        if kind == "http":
+            return await hooks.run_http(hook, hooks.hook_vars(self.profile, action, params), timeout, where=where)
+        env = hooks.hook_env(self.profile, action, params, say, timeout, self.env)
+        if kind == "exec":
+            return await self._exec(hook["exec"], env, timeout)
+        cmd = hook if isinstance(hook, str) else str(hook.get("shell") or hook.get("run"))
+        return await hooks.run_shell(cmd, env, self.cwd, timeout, self.name)
+
+    async def _exec(self, cmd: Any, env: dict[str, str], timeout: float) -> ActionOutcome:
+        raise hooks.HookConfigError("'exec' hooks need the docker adapter")
 
 
 # ---- docker --------------------------------------------------------------------------
 
 class DockerAdapter(CommandAdapter):
-    """Starts the DUT's container image; actions after that run as in `command`."""
+    """The DUT runs in a container started with the docker SDK (one per run, see docker_dut).
+
+    Before each case the harness calls `ensure_running` with a readiness probe (station
+    DUT: its websocket reached the harness; CSMS DUT: its port accepts TCP); after each
+    case `case_logs` returns what the container printed meanwhile, for the report.
+    Actions run as in `command`, plus `{exec: …}` hooks inside the container.
+    """
 
     name = "docker"
+    POLL_S = 0.2
 
     def __init__(self, profile: DutProfile):
         super().__init__(profile)
-        self.container: Any = None
+        self.dut: Any = None
+        self.case_started = time.time()
 
     def check_engine(self) -> None:
+        from .docker_dut import EngineUnavailable, dut_for
+
         try:
-            import docker
-        except ImportError:
-            raise AdapterUnavailable("the docker adapter needs the 'docker' package: pip install 'charger-harness[docker]'") from None
+            self.dut = dut_for(self.profile)
+        except EngineUnavailable as exc:
+            raise AdapterUnavailable(str(exc)) from None
+
+    async def ensure_running(self, probe: Callable[[], Any], timeout: float | None = None) -> str:
+        """Start the container if needed and wait until `probe()` is true; DutNotReady otherwise."""
+        from .docker_dut import DutNotReady
+
+        dut = self.dut
+        self.case_started = time.time()
+        timeout = float(timeout if timeout is not None else self.profile.adapter_options.get("ready_timeout", 60))
+        status = await asyncio.to_thread(dut.status)
+        if status in ("absent", "gone"):
+            try:
+                await asyncio.to_thread(dut.start)
+            except DutNotReady:
+                raise
+            except Exception as exc:
+                raise DutNotReady(f"could not start the DUT container ({type(exc).__name__}: {str(exc)[:300]})") from None
+            self.case_started = dut.started_at or self.case_started
+            note = f"started container {dut.run_kwargs()['name']} from {dut.run_kwargs()['image']}"
+        elif status not in ("running", "created", "restarting"):
+            logs = await asyncio.to_thread(dut.logs)
+            raise DutNotReady(f"the DUT container is {status} (exit code {dut.exit_code()}); see dut.log", logs)
+        else:
+            note = "container already running"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            ok = probe()
+            if asyncio.iscoroutine(ok):
+                ok = await ok
+            if ok:
+                dut.ready = True
+                return note
+            status = await asyncio.to_thread(dut.status)
+            if status in ("exited", "dead", "gone", "absent"):
+                logs = await asyncio.to_thread(dut.logs)
+                raise DutNotReady(f"the DUT container stopped ({status}, exit code {dut.exit_code()}) before it "
+                                  "was ready; see dut.log", logs)
+            if loop.time() >= deadline:
+                logs = await asyncio.to_thread(dut.logs)
+                what = ("connect to the harness at " + dut.harness_url() if self.profile.kind == "charging_station"
+                        else "accept connections at " + self.profile.endpoint)
+                raise DutNotReady(f"the DUT container did not {what} within {timeout:g} s (docker.ready_timeout); "
+                                  "see dut.log", logs)
+            await asyncio.sleep(self.POLL_S)
+
+    async def case_logs(self) -> str:
+        """What the container printed since this case began (for the report's dut.log)."""
+        if self.dut is None or self.dut.container is None:
+            return ""
+        return await asyncio.to_thread(self.dut.logs, self.case_started)
+
+    async def _exec(self, cmd: Any, env: dict[str, str], timeout: float) -> ActionOutcome:
+        if self.dut is None or self.dut.container is None:
+            return ActionOutcome("failed", "the DUT container is not running", "docker")
         try:
-            docker.from_env(timeout=3).ping()
+            code, out, err = await asyncio.wait_for(asyncio.to_thread(self.dut.exec, cmd, env), timeout)
+        except asyncio.TimeoutError:
+            return ActionOutcome("failed", f"`{cmd}` in the container did not finish within {timeout:g} s", "docker")
         except Exception as exc:
-            raise AdapterUnavailable(f"no Docker engine reachable ({type(exc).__name__}: {exc}); "
-                                     "start dockerd or set DOCKER_HOST") from None
+            return ActionOutcome("failed", f"`{cmd}` in the container: {type(exc).__name__}: {exc}", "docker")
+        streams = hooks.streams_detail(out, err)
+        result = {"exit": code, "stdout": hooks.tail(out), "stderr": hooks.tail(err)}
+        if code not in (0, None):
+            return ActionOutcome("failed", f"`{cmd}` in the container exited {code}" + (f"; {streams}" if streams else ""),
+                                 "docker", result)
+        return ActionOutcome("done", streams, "docker", result)
 
 
 def make_adapter(profile: DutProfile, *, fault: str | None = None, operator: str | None = None) -> Adapter:

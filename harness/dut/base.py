@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -10,8 +11,9 @@ from typing import Any
 class ActionOutcome:
     status: str                     # done | skipped | failed
     detail: str = ""
-    answered_by: str = ""           # operator name, "sim", "command"
-    result: Any = None
+    answered_by: str = ""           # operator name, "sim", "command", "http", "docker"
+    result: Any = None              # adapter-specific evidence (exit code and streams, HTTP status and body)
+    answered_at: float = field(default_factory=time.time)   # epoch seconds the answer was given
 
 
 class Adapter:
@@ -23,4 +25,4 @@ class Adapter:
         raise NotImplementedError
 
     async def stop(self) -> None:
-        """Release what the adapter started for this case (simulators, containers)."""
+        """Release what the adapter started for this case (simulators, per-case resources)."""

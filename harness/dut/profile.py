@@ -105,7 +105,7 @@ def profile_from_dict(data: Any, path: Path | None = None) -> DutProfile:
     sp = int(data.get("security_profile", 1))
     if sp not in (0, 1, 2, 3):
         raise ProfileError(f"{where}: security_profile must be 0–3")
-    return DutProfile(
+    profile = DutProfile(
         name=str(data.get("name", path.stem if path else "dut")), kind=kind, adapter=adapter,
         ocpp_versions=versions, security_profile=sp,
         station_id=str(data.get("station_id", "CH-SIM-001")), endpoint=str(data.get("endpoint", "")),
@@ -114,3 +114,24 @@ def profile_from_dict(data: Any, path: Path | None = None) -> DutProfile:
         pixit=dict(data.get("pixit") or {}), adapter_options=dict(data.get(adapter) or data.get("options") or {}),
         path=path,
     )
+    _check_adapter(profile, where)
+    return profile
+
+
+def _check_adapter(profile: DutProfile, where: str) -> None:
+    """The adapter section must be usable before the run starts (not fail case by case)."""
+    from .hooks import check_hooks
+
+    opts = profile.adapter_options
+    if profile.adapter == "docker" and not opts.get("image"):
+        raise ProfileError(f"{where}: adapter docker needs docker.image (the DUT's container image)")
+    if profile.adapter == "docker" and not profile.endpoint:
+        raise ProfileError(f"{where}: adapter docker needs 'endpoint' (station DUT: where the harness listens for "
+                           "the container, e.g. ws://0.0.0.0:9000/ocpp; CSMS DUT: the container's OCPP URL)")
+    if profile.adapter in ("command", "docker"):
+        actions = opts.get("actions") or {}
+        if not isinstance(actions, dict):
+            raise ProfileError(f"{where}: {profile.adapter}.actions must map action names to hooks")
+        problems = check_hooks(profile)
+        if problems:
+            raise ProfileError(f"{where}: " + "; ".join(problems))

@@ -38,6 +38,7 @@ class _PendingAction:
     name: str
     task: asyncio.Task[ActionOutcome]
     settled: bool = False
+    outcome: ActionOutcome | None = None
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Engine:
                                             step_name=self._step.describe() if self._step else ""))
         finally:
             await self._cancel_actions()
+            self._annotate_actions()
             await self._cleanup()
         result.steps = self.steps
         result.captures = {k: v for k, v in self.variables.items() if k not in ("pixit", "dut")}
@@ -579,13 +581,32 @@ class Engine:
             raise
         except Exception as exc:
             raise HarnessError(f"adapter failed to perform '{pa.name}': {type(exc).__name__}: {exc}") from None
+        pa.outcome = outcome
         if outcome.status == "skipped":
-            raise Inconclusive(f"'{pa.name}' was skipped ({outcome.detail or 'no reason given'}); nothing proven")
+            by = f" (answered by {outcome.answered_by})" if outcome.answered_by else ""
+            raise Inconclusive(f"'{pa.name}' was skipped ({outcome.detail or 'no reason given'}); nothing proven{by}")
         if outcome.status == "failed":
             if pa.name == "operator":
                 raise DutFailure(f"operator reported the check failed: {outcome.detail}")
             raise Inconclusive(f"out-of-band action '{pa.name}' could not be performed: {outcome.detail}")
         return outcome
+
+    def _annotate_actions(self) -> None:
+        """Who answered each out-of-band action and when, on that action's step (→ Allure step)."""
+        for pa in self._actions:
+            out = pa.outcome
+            if out is None and pa.task.done() and not pa.task.cancelled() and pa.task.exception() is None:
+                out = pa.task.result()
+            sr = next((s for s in self.steps if s.index == pa.step and s.kind in ("action", "operator")), None)
+            if out is None or sr is None:
+                continue
+            when = datetime.fromtimestamp(out.answered_at).astimezone().isoformat(timespec="seconds")
+            note = f"{out.status} by {out.answered_by or 'nobody'} at {when}"
+            if out.detail and out.detail not in sr.message:
+                note += f": {out.detail}"
+            sr.message = f"{sr.message}; {note}" if sr.message else note
+            sr.details["answer"] = {"status": out.status, "answered_by": out.answered_by, "answered_at": when,
+                                    "detail": out.detail, **({"result": out.result} if out.result is not None else {})}
 
     async def _check_actions(self) -> None:
         for pa in self._actions:
