@@ -55,7 +55,6 @@ from __future__ import annotations
 import difflib
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,31 +62,19 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from ..scenario.loader import CaseLoadError, LoadIssue
 from .depot import (CONNECTORS, DAY_S, Bess, Charger, Checks, Depot, Evse, PvProfile, Site, StepSchedule, Tariff,
                     TaperCurve, Truck)
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "testcases" / "depot" / "scenarios"
 
 
-@dataclass(frozen=True)
-class ScenarioIssue:
-    file: str
-    line: int
-    column: int
-    message: str
-    hint: str = ""
-
-    def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {self.message}"
-        return f"{text}\n    hint: {self.hint}" if self.hint else text
+# Same positioned-error shape as test cases, so editors and users read both alike.
+ScenarioIssue = LoadIssue
 
 
-class ScenarioError(Exception):
+class ScenarioError(CaseLoadError):
     """The scenario cannot be used; carries every issue found."""
-
-    def __init__(self, issues: list[ScenarioIssue]):
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
 
 
 class _Bad(Exception):
