@@ -72,14 +72,18 @@ def run(
     fault: Optional[str] = typer.Option(None, help="run the built-in simulators with this fault"),
     case: list[str] = typer.Option([], "--case", help="run only these case ids (re-run one case)"),
     jobs: int = typer.Option(2, "--jobs", "-j", help="parallel workers (pytest-xdist); 1 for manual DUTs"),
-    results: Path = typer.Option(REPORTS / "allure-results", help="Allure results directory (emptied first)"),
+    results: Optional[Path] = typer.Option(None, help="Allure results directory (default: OUT/allure-results; emptied first)"),
     html: bool = typer.Option(True, help="render the HTML report when the Allure CLI is available"),
     pytest_args: list[str] = typer.Option([], "--pytest-arg", help="extra pytest argument (repeatable)"),
+    out: Path = typer.Option(REPORTS, "--out", help="this run's reports folder (runs side by side: --out reports/<dut>)"),
+    operator: Optional[str] = typer.Option(None, envvar="CHARGER_HARNESS_OPERATOR", help="who runs the tests (default: $USER)"),
     resume: bool = typer.Option(False, "--resume", help="continue the last run with the same DUT profile(s) and "
                                 "test library: skip the cases it finished, keep their results and verdicts"),
 ) -> None:
     """Run the test library (default: against the built-in simulators) and write the report."""
     import shutil
+
+    results = results or out / "allure-results"
 
     from .cli_dut import plan_run
 
@@ -87,6 +91,9 @@ def run(
     plan = plan_run(results.parent / "progress.jsonl", dut, fault, resume, case)   # --case: exact ids
     if not plan.keep_results:
         shutil.rmtree(results, ignore_errors=True)
+        from .cli_report import clear_run_outputs
+
+        clear_run_outputs(out)
     results.mkdir(parents=True, exist_ok=True)
     extra = list(pytest_args) + plan.extra
     if plan.serial:   # an operator answers one prompt at a time; one DUT container per run
@@ -96,10 +103,11 @@ def run(
     console.print(f"[bold]charger-harness {__version__}[/] running {', '.join(map(str, lib))} "
                   f"against {', '.join(map(str, dut)) or 'the built-in simulators'}"
                   + (f" with fault [yellow]{fault}[/]" if fault else ""))
+    cmd += ["--junitxml", str(out / "junit.xml")] + (["--operator", operator] if operator else [])
     rc = subprocess.call(cmd)
-    if html:
-        _render(results, REPORTS / "html")
-    console.print(f"Allure results: {results}   summary: {REPORTS / 'certification-summary.json'}")
+    from .cli_report import finish_run
+
+    finish_run(out, results, html=html)
     raise typer.Exit(rc)
 
 
@@ -322,6 +330,10 @@ def version() -> None:
 from .cli_dut import dut_app  # noqa: E402
 app.add_typer(dut_app, name="dut")
 
+
+from .cli_report import register as _register_report_commands  # noqa: E402  (report, matrix)
+
+_register_report_commands(app)
 
 if __name__ == "__main__":
     app()

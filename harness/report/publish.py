@@ -21,10 +21,12 @@ from ..scenario.loader import CaseLoadError
 from ..scenario.model import TestCase
 from ..scenario.verdict import CaseResult, Verdict
 from .allure_writer import write_case_result, write_categories, write_environment
+from .evidence import write_case_evidence, write_run_pcap
 from .redact import Redactor
 from .summary import render_text, summarize
+from .summary_html import SUMMARY_JSON, certification_summary, write_allure_summary, write_summary
 
-SUMMARY_FILE = "certification-summary.json"
+SUMMARY_FILE = SUMMARY_JSON
 
 
 def redactor_for(profiles: Iterable[DutProfile]) -> Redactor:
@@ -44,6 +46,10 @@ def publish_case(outdir: Path, case: TestCase, result: CaseResult, trace: Trace 
     extra = {"verdict.txt": (result.summary(), "text/plain")}
     if result.captures:
         extra["captures.json"] = (json.dumps(result.captures, indent=1, default=str), "application/json")
+    # Evidence files next to the results (frames, SVG sequence diagram, pcap); the diagram
+    # is attached as well so the HTML report shows it with the case.
+    evidence = write_case_evidence(outdir.parent, case, result, trace, redactor=redactor, dut_name=profile.name)
+    extra["sequence.svg"] = (evidence["svg"], "image/svg+xml")
     write_case_result(outdir, case, result, trace, redactor=redactor, parameters=params, dut_name=profile.name,
                       extra_attachments=extra, host=platform.node())
     if result.dut_identity:
@@ -77,12 +83,13 @@ def summary_of(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def publish_session(outdir: Path, records: list[dict[str, Any]], profiles: list[DutProfile], *,
-                    harness_version: str, library_root: Path, fault: str | None) -> None:
+                    harness_version: str, library_root: Path, fault: str | None, operator: str | None = None) -> None:
     redactor = redactor_for(profiles)
     outdir.mkdir(parents=True, exist_ok=True)
+    lib_hash = library_hash(library_root)
     env: dict[str, str] = {
         "harness.version": harness_version,
-        "testlibrary.sha256": library_hash(library_root),
+        "testlibrary.sha256": lib_hash,
         "run.date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     for p in profiles:
@@ -97,7 +104,14 @@ def publish_session(outdir: Path, records: list[dict[str, Any]], profiles: list[
     write_categories(outdir)
     summary = summary_of(records)
     summary["verdicts"] = records
-    (outdir.parent / SUMMARY_FILE).write_text(redactor.text(json.dumps(summary, indent=1, default=str)), "utf-8")
+    # The certification summary (SUMMARY_FILE, its HTML page, the SHA-256 manifest), the run's
+    # merged pcap, and the summary inside the Allure results.
+    reports = outdir.parent
+    write_run_pcap(reports, [str(r.get("case_id")) for r in records])
+    full = certification_summary(records, profiles, summary, harness_version=harness_version, library_hash=lib_hash,
+                                 library_root=library_root, fault=fault, operator=operator, reports=reports)
+    write_allure_summary(outdir, full, redactor)
+    write_summary(reports, full, redactor)
 
 
 def render_verdict_table(records: list[dict[str, Any]]) -> str:
