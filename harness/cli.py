@@ -85,10 +85,10 @@ def run(
 
     results = results or out / "allure-results"
 
-    from .cli_dut import plan_run
+    from .cli_dut import call_interruptible, plan_run
 
     lib = _library_paths(paths)
-    plan = plan_run(results.parent / "progress.jsonl", dut, fault, resume, case)   # --case: exact ids
+    plan = plan_run(out / "progress.jsonl", dut, fault, resume, case)   # --case: exact ids
     if not plan.keep_results:
         shutil.rmtree(results, ignore_errors=True)
         from .cli_report import clear_run_outputs
@@ -104,7 +104,7 @@ def run(
                   f"against {', '.join(map(str, dut)) or 'the built-in simulators'}"
                   + (f" with fault [yellow]{fault}[/]" if fault else ""))
     cmd += ["--junitxml", str(out / "junit.xml")] + (["--operator", operator] if operator else [])
-    rc = subprocess.call(cmd)
+    rc = call_interruptible(cmd)   # Ctrl-C: pytest closes cleanly, so --resume can continue
     from .cli_report import finish_run
 
     finish_run(out, results, html=html)

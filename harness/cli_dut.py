@@ -423,3 +423,22 @@ def plan_run(progress: Path, duts: list[Path], fault: Optional[str], resume: boo
             extra.append("--resume")
             keep = True
     return RunPlan(extra, keep, any(a in ("manual", "docker") for a in adapters), "manual" in adapters)
+
+
+def call_interruptible(cmd: list[str], grace: float = 30.0) -> int:
+    """Run pytest; on Ctrl-C let it finish the case teardown and write what it has (progress,
+    verdicts, summary, containers stopped) instead of killing it, so `run --resume` can go on."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]stopping[/]: letting the run close cleanly (up to {grace:g} s; Ctrl-C again "
+                      "to kill). Continue later with [bold]charger-harness run --resume[/] and the same --dut.")
+        try:
+            proc.wait(grace)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.kill()
+            proc.wait()
+        return 130
