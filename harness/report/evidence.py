@@ -54,7 +54,7 @@ def evidence_links(case_id: str, *, prefix: str = "") -> dict[str, str]:
 
 def lifelines(role: str, dut_name: str) -> tuple[str, str]:
     harness_plays, dut_is = ROLE_NAMES.get(role, ("harness", "DUT"))
-    return f"Harness ({harness_plays})", f"DUT: {dut_name} ({dut_is})" if dut_name else f"DUT ({dut_is})"
+    return f"Harness ({harness_plays})", f"DUT ({dut_is})" + (f"\n{dut_name}" if dut_name else "")
 
 
 def write_case_evidence(reports: Path, case: TestCase, result: CaseResult, trace: Trace | None, *,
@@ -67,7 +67,8 @@ def write_case_evidence(reports: Path, case: TestCase, result: CaseResult, trace
     entries = json.loads(frames_json)
     harness_name, dut_label = lifelines(case.role, redactor.text(dut_name))
     reason = "" if result.verdict.value == "PASS" else redactor.text(
-        (result.message.strip().splitlines() or [""])[0]
+        (f"step {result.failed_step}: " if result.failed_step else "")
+        + ((result.message.strip().splitlines() or [""])[0])
         + (f" (requirement {result.requirement})" if result.requirement else ""))
     svg = sequence_svg(entries, harness=harness_name, dut=dut_label, title=f"{case.id} {redactor.text(case.title)}",
                        verdict=result.verdict.value, reason=reason)

@@ -153,13 +153,14 @@ def write_allure_summary(results: Path, summary: dict[str, Any], redactor: Redac
     globals_ = {"attachments": [{"name": "Certification summary", "source": ALLURE_ATTACHMENT, "type": "text/html",
                                  "timestamp": int(time.time() * 1000)}], "errors": []}
     (results / ALLURE_GLOBALS).write_text(json.dumps(globals_, indent=1), "utf-8")
-    env = {"certification.verdict": _verdict_line(summary["totals"]),
-           "operator": summary["run"]["operator"]}
+    # Capitalised keys sort before the DUT.* entries, so the overview shows the verdicts first.
+    env = {"Certification verdict": _verdict_line(summary["totals"]),
+           "Operator": summary["run"]["operator"]}
     for name, p in summary["profiles"].items():
-        env[f"certification.profile.{name}"] = _verdict_line(p)
+        env[f"Certification profile {name}"] = _verdict_line(p)
     fails = summary.get("fails") or []
     if fails:
-        env["certification.FAIL"] = "; ".join(f"{f['case_id']} ({f['requirement'] or 'no requirement id'})"
+        env["Certification FAIL"] = "; ".join(f"{f['case_id']} ({f['requirement'] or 'no requirement id'})"
                                               for f in fails)
     write_environment(results, env, redactor)
 

@@ -18,12 +18,12 @@ import re
 from typing import Any, Iterable
 
 W = 1000
-X_TIME, X_HARNESS, X_DUT = 8, 250, 720
+X_TIME, X_HARNESS, X_DUT = 8, 250, 710
 X_NOTE = X_DUT + 12
 ROW = 34
 TOP = 96
 MAX_ROWS = 5000          # beyond this the diagram stops and says where the rest is
-SNIPPET = 92              # characters of payload shown under an arrow
+SNIPPET = 72              # characters of payload shown under an arrow
 NOTE_CHARS = 40
 TITLE_CHARS = 4000
 
@@ -54,7 +54,8 @@ def sequence_svg(entries: Iterable[dict[str, Any]], *, harness: str = "Harness",
     """Render trace entries (dicts as in `Trace.to_json()`) as a standalone SVG document."""
     rows = list(entries)
     shown = rows[:MAX_ROWS]
-    height = TOP + ROW * len(shown) + 70
+    closing = bool(verdict and verdict != "PASS" and reason)
+    height = TOP + ROW * (len(shown) + closing) + 70
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" '
         f'font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
@@ -73,16 +74,26 @@ def sequence_svg(entries: Iterable[dict[str, Any]], *, harness: str = "Harness",
     if reason:
         out.append(f'<text x="{X_TIME}" y="38" fill="#444"><title>{esc(reason)}</title>{esc(_cut(reason, 150))}</text>')
     for x, name in ((X_HARNESS, harness), (X_DUT, dut)):
-        out.append(f'<rect x="{x - 110}" y="48" width="220" height="28" rx="4" fill="#eceff1" stroke="#607d8b"/>'
-                   f'<text x="{x}" y="66" text-anchor="middle" class="lbl"><title>{esc(name)}</title>'
-                   f'{esc(_cut(name, 32))}</text>')
-        out.append(f'<line x1="{x}" y1="76" x2="{x}" y2="{height - 50}" stroke="#90a4ae" stroke-dasharray="4 3"/>')
+        first, _, second = name.partition("\n")
+        out.append(f'<rect x="{x - 150}" y="44" width="300" height="{34 if second else 28}" rx="4" fill="#eceff1" '
+                   f'stroke="#607d8b"/><text x="{x}" y="{58 if second else 62}" text-anchor="middle" class="lbl">'
+                   f'<title>{esc(name)}</title>{esc(_cut(first, 44))}</text>'
+                   + (f'<text x="{x}" y="73" text-anchor="middle" font-size="11">{esc(_cut(second, 50))}</text>'
+                      if second else ""))
+        out.append(f'<line x1="{x}" y1="78" x2="{x}" y2="{height - 50}" stroke="#90a4ae" stroke-dasharray="4 3"/>')
     out.append(f'<text x="{X_TIME}" y="{TOP - 6}" class="t">t [s]</text>')
     if not rows:
         out.append(f'<text x="{(X_HARNESS + X_DUT) // 2}" y="{TOP + 20}" text-anchor="middle" fill="#777">'
                    "(no frames were recorded)</text>")
     for i, e in enumerate(shown):
         out.append(_row(e, TOP + i * ROW))
+    if closing:   # where the case ended, and why, right under the last frame
+        y = TOP + len(shown) * ROW
+        colour = VERDICT_COLOURS.get(verdict, "#333")
+        out.append(f'<g><title>{esc(verdict)}: {esc(reason)}</title><rect x="{X_HARNESS - 60}" y="{y + 4}" '
+                   f'width="{X_DUT - X_HARNESS + 120}" height="{ROW - 8}" rx="4" fill="#ffffff" stroke="{colour}" '
+                   f'stroke-width="2"/><text x="{(X_HARNESS + X_DUT) // 2}" y="{y + 21}" text-anchor="middle" '
+                   f'fill="{colour}"><tspan class="lbl">{esc(verdict)}</tspan> {esc(_cut(reason, 80))}</text></g>')
     if len(rows) > len(shown):
         out.append(f'<text x="{X_TIME}" y="{height - 40}" fill="#c62828">… {len(rows) - len(shown)} more entries '
                    "not drawn: see frames.json</text>")
@@ -94,9 +105,9 @@ def sequence_svg(entries: Iterable[dict[str, Any]], *, harness: str = "Harness",
 def _defs() -> str:
     markers = []
     for kind, colour in COLOURS.items():
-        markers.append(f'<marker id="a-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+        markers.append(f'<marker id="a-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" '
                        f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>')
-    markers.append('<marker id="a-other" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+    markers.append('<marker id="a-other" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" '
                    'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker>')
     return "<defs>" + "".join(markers) + "</defs>"
 
