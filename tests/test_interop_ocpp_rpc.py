@@ -611,8 +611,11 @@ class Rig:
         assert self.conn and self.peer
         fut = await self.conn.send_call(action, payload, validate=validate)
         response = await asyncio.wait_for(fut, T)
-        await asyncio.sleep(0)   # let the peer's report lines in (they precede the answer on the wire)
-        return response, self.peer.about(response.call.unique_id)
+        # The peer reports before it answers, but stdout and the websocket race: wait for its
+        # record of the answer, which follows its inbound / strict_failure lines.
+        uid = response.call.unique_id
+        await self.peer.wait_for(lambda e: e["event"] == "sent_response" and e.get("messageId") == uid, T)
+        return response, self.peer.about(uid)
 
     def problems_with_received(self) -> list[str]:
         """The harness's validator must agree with ocpp-rpc on everything ocpp-rpc let through."""
@@ -783,7 +786,8 @@ def test_strict_peer_rejects_a_schema_invalid_reply(version, harness_role):
 def test_unknown_action_error_code(version, harness_role, handlers, code):
     """The harness sends the library's unknown action `[2,uid,"FleetDepotSecretAction",{}]`.
 
-    OCPP-J 1.6 §4.2.3 (table "Valid Error Codes") and OCPP-J 2.0.1 Part 4 §4.3: "NotImplemented:
+    OCPP-J 1.6 §4.2.3 (CallError, table "Valid Error Codes"), and the same entries in the
+    OCPP 2.0.1 Part 4 CALLERROR table (cited by the library as §4.2.3): "NotImplemented:
     Requested Action is not known by receiver"; "ProtocolError: Payload for Action is
     incomplete".
 
@@ -813,14 +817,18 @@ def test_unknown_action_error_code(version, harness_role, handlers, code):
 
 
 # What ocpp-rpc 2.2.1 (strict) answers to each schema-invalid request of the library (the
-# `send:` steps with `validate: false`), keyed by (case id, action, step position). Its code
-# comes from the first ajv error's keyword: required -> "OccurenceConstraintViolation",
+# `send:` steps with `validate: false`), keyed by (case id, action[, n-th such step]). Its code
+# comes from the first ajv error's keyword: required/minItems -> "OccurenceConstraintViolation",
 # type -> TypeConstraintViolation, additionalProperties/pattern -> PropertyConstraintViolation,
-# enum and anything unlisted -> FormatViolation; then, under ocpp1.6 only, it swaps
+# enum and anything unlisted -> FormatViolation; then, under ocpp1.6 only, it renames
 # FormatViolation -> FormationViolation and OccurenceConstraintViolation ->
-# OccurrenceConstraintViolation. The result is the *other* edition's spelling of the
-# occurrence code in both versions (1.6 table: "OccurenceConstraintViolation"; 2.0.1 table:
-# "OccurrenceConstraintViolation").
+# OccurrenceConstraintViolation (lib/client.js, citing the OCPP-J 1.6 errata §5).
+# So a missing required field gets "OccurrenceConstraintViolation" under 1.6, where OCPP-J 1.6
+# §4.2.3 spells "OccurenceConstraintViolation" and the 1.6 errata §5.1 keeps that typo ("will
+# not be fixed"), and "OccurenceConstraintViolation" under 2.0.1, where the harness
+# (framing.ERROR_CODES_201, the simulators, TC_P_02_*) uses "OccurrenceConstraintViolation"
+# but the `ocpp` package whose schemas the harness uses documents the one-r spelling as the
+# valid 2.0.1 code and the two-r spelling as OCPP 2.1's (ocpp/exceptions.py).
 INVALID_REQUEST_CODES = {
     # OCPP 1.6, harness as Central System -> ocpp-rpc charge point (TC_RPC_02_CS)
     ("TC_RPC_02_CS", "ChangeConfiguration"): "OccurrenceConstraintViolation",   # `value` missing
@@ -868,13 +876,15 @@ def test_schema_invalid_request_error_code(frame, key, record_property):
     contains an invalid value", "OccurenceConstraintViolation: Payload for Action is
     syntactically correct but at least one of the fields violates occurence constraints",
     "TypeConstraintViolation: Payload for Action is syntactically correct but at least one of
-    the fields violates data type constraints (e.g. "somestring": 12)". OCPP-J 2.0.1 Part 4
-    §4.3 has the same entries as FormatViolation and OccurrenceConstraintViolation.
+    the fields violates data type constraints (e.g. "somestring": 12)". The OCPP 2.0.1 Part 4
+    (OCPP-J) CALLERROR table, which the library's TC_P cases cite as §4.2.3, has the same
+    entries with FormatViolation in place of FormationViolation.
 
-    ocpp-rpc sends the occurrence code in the other edition's spelling (1.6:
-    OccurrenceConstraintViolation; 2.0.1: OccurenceConstraintViolation), which is in no
-    edition's table for the version in force; whether a case's accepted set includes the
-    answer is recorded as the `in_case_set` property.
+    For a missing required field ocpp-rpc answers OccurrenceConstraintViolation under 1.6 (not
+    the 1.6 table's spelling, which the 1.6 errata §5.1 keeps) and OccurenceConstraintViolation
+    under 2.0.1 (see INVALID_REQUEST_CODES for which spelling 2.0.1 uses). Whether the
+    case's accepted set includes the answer is recorded as the `in_case_set` property; the
+    invalid CALL must never reach the application's handler.
     """
     assert key in INVALID_REQUEST_CODES, f"new schema-invalid library request {key}: pin what ocpp-rpc answers"
     expected = INVALID_REQUEST_CODES[key]
