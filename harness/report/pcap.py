@@ -35,6 +35,7 @@ back with scapy and compare).
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import re
 import struct
@@ -378,34 +379,35 @@ def write_pcap(path: Path, connections: Iterable[WsConnection]) -> Path:
 
 
 def iter_ws_messages(path: Path) -> Iterator[dict[str, Any]]:
-    """Read a pcap written here back with scapy: every websocket frame with its TCP ports,
-    opcode, whether it was masked and its unmasked payload. Reassembles each direction's
-    byte stream first, so frames spanning segments decode too (used by the tests)."""
+    """Read a pcap written here back with scapy: every websocket frame, in capture order,
+    with its TCP ports, time, opcode, whether it was masked and its unmasked payload.
+    Reassembles each direction's byte stream first, so frames spanning segments decode
+    too (used by the tests and handy for a quick look without Wireshark)."""
     from scapy.layers.inet import TCP
     from scapy.utils import rdpcap
 
     streams: dict[tuple[int, int], bytearray] = {}
-    order: list[tuple[int, int]] = []
-    for pkt in rdpcap(str(path)):
+    starts: dict[tuple[int, int], list[tuple[int, float, int]]] = {}   # (offset, time, packet index)
+    for n, pkt in enumerate(rdpcap(str(path))):
         if TCP not in pkt:
             continue
         seg = bytes(pkt[TCP].payload)
         if not seg:
             continue
         key = (pkt[TCP].sport, pkt[TCP].dport)
-        if key not in streams:
-            streams[key] = bytearray()
-            order.append(key)
-        streams[key] += seg
-    for key in order:
-        data = bytes(streams[key])
+        buf = streams.setdefault(key, bytearray())
+        starts.setdefault(key, []).append((len(buf), float(pkt.time), n))
+        buf += seg
+    found: list[tuple[int, dict[str, Any]]] = []
+    offsets = {key: [s[0] for s in v] for key, v in starts.items()}
+    for key, buf in streams.items():
+        data = bytes(buf)
         end = data.find(b"\r\n\r\n")
-        if not data.startswith((b"GET ", b"HTTP/")) or end < 0:
-            continue
-        if data.startswith(b"HTTP/") and not data.startswith(b"HTTP/1.1 101"):
+        if not data.startswith((b"GET ", b"HTTP/1.1 101")) or end < 0:
             continue
         i = end + 4
         while i + 2 <= len(data):
+            at = starts[key][bisect.bisect_right(offsets[key], i) - 1]
             b0, b1 = data[i], data[i + 1]
             n, i = b1 & 0x7F, i + 2
             if n == 126:
@@ -416,5 +418,8 @@ def iter_ws_messages(path: Path) -> Iterator[dict[str, Any]]:
             i += 4 if mask else 0
             payload = data[i:i + n]
             i += n
-            yield {"sport": key[0], "dport": key[1], "opcode": b0 & 0x0F, "fin": bool(b0 & 0x80),
-                   "masked": mask is not None, "payload": unmask(payload, mask) if mask else payload}
+            found.append((at[2], {"sport": key[0], "dport": key[1], "time": at[1], "opcode": b0 & 0x0F,
+                                  "fin": bool(b0 & 0x80), "masked": mask is not None,
+                                  "payload": unmask(payload, mask) if mask else payload}))
+    for _, msg in sorted(found, key=lambda x: x[0]):
+        yield msg
