@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/charger-harness ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e .
 fi
-if command -v npm >/dev/null 2>&1 && [ ! -x node_modules/.bin/allure ]; then
+if command -v npm >/dev/null 2>&1 && { [ ! -x node_modules/.bin/allure ] || [ ! -d node_modules/ocpp-rpc ]; }; then
   # The Allure 3 report CLI (no Java); optional: without it the run still writes results.
   npm install --no-audit --no-fund --loglevel=error || echo "npm install failed: HTML report will be skipped"
 fi

@@ -7,7 +7,7 @@ if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c "import harness, hypothesi
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'
 fi
-if command -v npm >/dev/null 2>&1 && [ ! -x node_modules/.bin/allure ]; then
+if command -v npm >/dev/null 2>&1 && { [ ! -x node_modules/.bin/allure ] || [ ! -d node_modules/ocpp-rpc ]; }; then
   npm install --no-audit --no-fund --loglevel=error || echo "npm install failed: HTML report tests will skip"
 fi
 exec .venv/bin/pytest tests -n 2 -q "$@"

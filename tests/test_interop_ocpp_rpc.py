@@ -825,10 +825,10 @@ def test_unknown_action_error_code(version, harness_role, handlers, code):
 # OccurrenceConstraintViolation (lib/client.js, citing the OCPP-J 1.6 errata §5).
 # So a missing required field gets "OccurrenceConstraintViolation" under 1.6, where OCPP-J 1.6
 # §4.2.3 spells "OccurenceConstraintViolation" and the 1.6 errata §5.1 keeps that typo ("will
-# not be fixed"), and "OccurenceConstraintViolation" under 2.0.1, where the harness
-# (framing.ERROR_CODES_201, the simulators, TC_P_02_*) uses "OccurrenceConstraintViolation"
-# but the `ocpp` package whose schemas the harness uses documents the one-r spelling as the
-# valid 2.0.1 code and the two-r spelling as OCPP 2.1's (ocpp/exceptions.py).
+# not be fixed"), and "OccurenceConstraintViolation" under 2.0.1. The `ocpp` package whose
+# schemas the harness uses documents the one-r spelling as the valid 2.0.1 code and the two-r
+# spelling as OCPP 2.1's (ocpp/exceptions.py); sources disagree, so the harness's 2.0.1 cases
+# accept both spellings and its simulators send the one-r one.
 INVALID_REQUEST_CODES = {
     # OCPP 1.6, harness as Central System -> ocpp-rpc charge point (TC_RPC_02_CS)
     ("TC_RPC_02_CS", "ChangeConfiguration"): "OccurrenceConstraintViolation",   # `value` missing

@@ -362,7 +362,7 @@ def test_unknown_action_and_schema_violations(version: str) -> None:
     vendor_key, vendor_path = ("chargePointVendor", None) if v16 else ("chargingStation", "vendorName")
     cases = [
         ({k: v for k, v in boot.items() if k != vendor_key},
-         "OccurenceConstraintViolation" if v16 else "OccurrenceConstraintViolation"),
+         "OccurenceConstraintViolation"),
         ({**boot, "extra": 1}, "FormationViolation" if v16 else "FormatViolation"),
     ]
     if v16:
@@ -380,7 +380,7 @@ def test_unknown_action_and_schema_violations(version: str) -> None:
             assert await st.error("BootNotification", payload, validate=False) == code, payload
         assert sim.stations["CS-E"].boots == 0            # no invalid boot was processed
     run(body)
-    assert violation_error_code("maxItems", "2.0.1") == "OccurrenceConstraintViolation"
+    assert violation_error_code("maxItems", "2.0.1") == "OccurenceConstraintViolation"
 
 
 def test_garbage_frames() -> None:

@@ -200,7 +200,7 @@ def test_mcs_evse_delivers_megawatts_within_current_limit() -> None:
 
 
 def test_error_code_tables() -> None:
-    assert violation_code("2.0.1", "required") == "OccurrenceConstraintViolation"
+    assert violation_code("2.0.1", "required") == "OccurenceConstraintViolation"
     assert violation_code("1.6", "required") == "OccurenceConstraintViolation"     # 1.6 spelling
     assert violation_code("2.0.1", "type") == "TypeConstraintViolation"
     assert violation_code("1.6", "enum") == "PropertyConstraintViolation"
@@ -692,7 +692,7 @@ def test_trigger_message_16() -> None:
 
 @pytest.mark.parametrize("version", ["2.0.1", "1.6"])
 def test_rpc_errors(version: str) -> None:
-    occ = "OccurrenceConstraintViolation" if version == "2.0.1" else "OccurenceConstraintViolation"
+    occ = "OccurenceConstraintViolation"   # both editions (the double-r spelling is OCPP 2.1)
 
     async def main() -> None:
         async with rig(version) as (_, csms, _srv):

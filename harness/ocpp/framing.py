@@ -34,6 +34,7 @@ ERROR_CODES_201 = frozenset(
     {
         "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
         "NotImplemented", "NotSupported", "OccurrenceConstraintViolation",
+        "OccurenceConstraintViolation",   # 2.0.1 kept 1.6's typo per the OCA's errata; stacks send both
         "PropertyConstraintViolation", "ProtocolError", "RpcFrameworkError",
         "SecurityError", "TypeConstraintViolation",
     }

@@ -140,7 +140,7 @@ def violation_error_code(rule: str, version: str) -> str:
     """OCPP-J error code for a payload that breaks schema keyword `rule` (1.6 keeps its spellings)."""
     v16 = version == "1.6"
     if rule in _OCCURRENCE_RULES:
-        return "OccurenceConstraintViolation" if v16 else "OccurrenceConstraintViolation"
+        return "OccurenceConstraintViolation"   # 1.6 and 2.0.1 (the double-r spelling is 2.1)
     if rule == "type":
         return "TypeConstraintViolation"
     if rule in _PROPERTY_RULES:
@@ -191,7 +191,8 @@ class CsmsSimulator:
     with `passwords` empty any station may connect.
     """
 
-    def __init__(self, cfg: CsmsSimConfig, fault: str | None = None, trace: Trace | None = None):
+    def __init__(self, cfg: CsmsSimConfig, fault: str | None = None, trace: Trace | None = None,
+                 clock: Any = None):
         if fault is not None and fault not in CSMS_FAULTS:
             raise UnknownFault(f"unknown CSMS fault {fault!r}; known: {', '.join(sorted(CSMS_FAULTS))}")
         for sid, status in cfg.registration.items():
@@ -205,6 +206,8 @@ class CsmsSimulator:
         self._accept_task: asyncio.Task[None] | None = None
         self._tx_ids = itertools.count(1)            # 1.6 transactionIds, unique across stations
         self._remote_start_ids = itertools.count(1)
+        self.dlb: Any = None                         # depot DLB controller (csms_dlb.attach_depot)
+        self.clock: Any = clock                      # a shared simulated clock (smart.simclock); None: UTC now
         server_cls = _LaxSubprotocolServer if self.faulty("accepts_unknown_subprotocol") else OcppServer
         self.server = server_cls(
             versions=tuple(cfg.versions), host=cfg.host, port=cfg.port, path_prefix=cfg.path_prefix,
@@ -266,6 +269,9 @@ class CsmsSimulator:
         if token in self.cfg.valid_tokens:
             return "Invalid" if self.faulty("authorize_rejects_valid", version) else "Accepted"
         return "Accepted" if self.faulty("authorize_accepts_unknown", version) else "Invalid"
+
+    def now_iso(self) -> str:
+        return self.clock.iso() if self.clock is not None else utc_now()
 
     def next_tx_id(self) -> int:
         return next(self._tx_ids)
@@ -350,7 +356,10 @@ class CsmsSimulator:
                 return self._boot(st, call.payload)
             if call.action == "Heartbeat":
                 return self._heartbeat(st)
-            return Result(proto.answer(self, st, call.action, call.payload))
+            out = Result(proto.answer(self, st, call.action, call.payload))
+            if self.dlb is not None:
+                self.dlb.observe(st, call.action, call.payload)
+            return out
         except Exception as exc:  # a bug or an unchecked payload: answer like a back end that crashed
             log.exception("CSMS simulator: %s from %s", call.action, st.station_id)
             return Error("InternalError", f"{type(exc).__name__}: {exc}")
@@ -383,11 +392,11 @@ class CsmsSimulator:
             interval = 0
         st.registration, st.boot, st.boots = status, dict(payload), st.boots + 1
         st.triggered.clear()     # a new boot starts a new registration; old triggers are spent
-        return Result({"currentTime": utc_now(), "interval": interval, "status": status})
+        return Result({"currentTime": self.now_iso(), "interval": interval, "status": status})
 
     def _heartbeat(self, st: StationState) -> Outcome:
         st.heartbeats += 1
-        st.last_heartbeat = utc_now()
+        st.last_heartbeat = self.now_iso()
         if self.faulty("heartbeat_bad_time", st.version):
             return Result({"currentTime": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}, validate=False)
         return Result({"currentTime": st.last_heartbeat})

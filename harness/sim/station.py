@@ -67,7 +67,7 @@ _RULE_CODES = {
     "exclusiveMinimum": "Property", "pattern": "Property", "format": "Property", "multipleOf": "Property",
 }
 _CODE_NAMES = {
-    "2.0.1": {"Occurrence": "OccurrenceConstraintViolation", "Type": "TypeConstraintViolation",
+    "2.0.1": {"Occurrence": "OccurenceConstraintViolation", "Type": "TypeConstraintViolation",
               "Property": "PropertyConstraintViolation", "": "FormatViolation"},
     "1.6": {"Occurrence": "OccurenceConstraintViolation", "Type": "TypeConstraintViolation",
             "Property": "PropertyConstraintViolation", "": "FormationViolation"},
