@@ -105,3 +105,16 @@ OTHER_RESET_TYPE = {"Immediate": "OnIdle", "OnIdle": "Immediate", "Hard": "Soft"
 
 def other_trigger(message: str) -> str:
     return "StatusNotification" if message == "Heartbeat" else "Heartbeat"
+
+
+# ---- depot DLB (csms_dlb.py): the reference DLB controller with one seeded bug (dlb.DLB_FAULTS) ----
+CSMS_FAULTS.update(dict([
+    _f("dlb_ignores_site_limit_under_churn", ("2.0.1",),
+       "depot DLB: for 30 s after any plug-in or unplug the setpoints ignore the site grid limit"),
+    _f("dlb_first_come_first_served", ("2.0.1",),
+       "depot DLB: power goes to trucks in arrival order instead of by departure time / laxity"),
+    _f("dlb_forgets_bess_limits", ("2.0.1",),
+       "depot DLB: the BESS station is driven past its SoC window and power limits"),
+    _f("dlb_slow_reaction", ("2.0.1",),
+       "depot DLB: a change of the site grid limit reaches the setpoints only 60 s after it took effect"),
+]))
