@@ -563,3 +563,70 @@ def test_smart_faults_leave_other_probes_alone(fault: str) -> None:
                     broken.append(other)
         return broken
     assert run(main(), timeout=30) == []
+
+
+# ---- the engine's expect_composite / set_time, end to end against the simulator ----------------
+
+CASE = """\
+id: TC_K_99_CS
+title: expect_composite self-test
+ocpp: "2.0.1"
+role: csms
+profile: Smart Charging
+timeout: 30
+steps:
+  - action: reboot
+  - expect: BootNotification
+    allow_reconnect: true
+    reply: {{status: Accepted, currentTime: $now, interval: 300}}
+  - set_time: {{start: -2, later: 3600}}
+  - set:
+      installed: {{id: 9901, stackLevel: 0, chargingProfilePurpose: TxDefaultProfile, chargingProfileKind: Absolute,
+                  chargingSchedule: [{{id: 1, startSchedule: $start, chargingRateUnit: W,
+                                      chargingSchedulePeriod: [{{startPeriod: 0, limit: 75000}}]}}]}}
+  - set: {{claimed: {claimed}}}
+  - send: SetChargingProfile
+    payload: {{evseId: 1, chargingProfile: $installed}}
+    expect_result: {{status: Accepted}}
+  - send: GetCompositeSchedule
+    payload: {{evseId: 1, duration: 300, chargingRateUnit: W}}
+    expect_composite:
+      profiles: [{{evseId: 1, chargingProfile: $claimed}}]
+"""
+
+
+def _run_case(tmp_path: Any, claimed: str) -> Any:
+    from harness.dut.builtin import builtin_profiles
+    from harness.execute import execute
+    from harness.scenario.loader import load_case
+
+    path = tmp_path / "TC_K_99_CS.yaml"
+    path.write_text(CASE.format(claimed=claimed))
+    station = next(p for p in builtin_profiles() if p.kind == "charging_station")
+    return run(execute(load_case(path), station), timeout=40).result
+
+
+def test_expect_composite_passes_on_the_oracles_schedule(tmp_path: Any) -> None:
+    result = _run_case(tmp_path, "$installed")
+    assert result.verdict.name == "PASS", result.message
+    assert result.captures["later"] > result.captures["start"]           # set_time: ISO UTC, whole seconds
+    assert len(result.captures["start"]) == len("2025-01-01T00:00:00Z") and result.captures["start"].endswith("Z")
+
+
+def test_expect_composite_difference_is_a_fail_listing_the_periods(tmp_path: Any) -> None:
+    other = ("{id: 9902, stackLevel: 0, chargingProfilePurpose: TxDefaultProfile, chargingProfileKind: Absolute, "
+             "chargingSchedule: [{id: 1, startSchedule: $start, chargingRateUnit: W, "
+             "chargingSchedulePeriod: [{startPeriod: 0, limit: 50000}, {startPeriod: 100, limit: 90000}]}]}")
+    result = _run_case(tmp_path, other)
+    assert result.verdict.name == "FAIL"
+    assert "differs from the oracle's" in result.message and "expected 50000 W" in result.message
+    assert "reported 75000 W" in result.message
+    assert [p["limit"] for p in result.expected["chargingSchedulePeriod"]] == [50000, 90000]
+    assert result.requirement == "OCPP 2.0.1 K08"
+
+
+def test_expect_composite_with_a_broken_profile_is_the_cases_error(tmp_path: Any) -> None:
+    broken = "{id: 9903, stackLevel: 0, chargingProfilePurpose: TxDefaultProfile, chargingProfileKind: Absolute}"
+    result = _run_case(tmp_path, broken)
+    assert result.verdict.name == "ERROR"
+    assert "expect_composite cannot compute" in result.message
