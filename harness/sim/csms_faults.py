@@ -118,3 +118,6 @@ CSMS_FAULTS.update(dict([
     _f("dlb_slow_reaction", ("2.0.1",),
        "depot DLB: a change of the site grid limit reaches the setpoints only 60 s after it took effect"),
 ]))
+
+#: The depot DLB faults: probed by depot runs (tests/test_depot_ocpp.py), not by the per-call probes.
+DLB_CSMS_FAULTS: tuple[str, ...] = tuple(name for name in CSMS_FAULTS if name.startswith("dlb_"))
