@@ -342,6 +342,6 @@ def test_run_with_a_fault_writes_summary_evidence_pcap_junit_and_manifest(tmp_pa
     assert (results / "charger-harness-summary-globals.json").is_file()
     assert list(results.glob("*-attachment.svg"))
     env = (results / "environment.properties").read_text()
-    assert "Certification\\ profile\\ Core=NOT PASSED" in env
+    assert "Cert.\\ Core=NOT PASSED" in env
     assert_no_secrets(reports)
     assert all(s not in page for s in SECRETS)

@@ -153,14 +153,14 @@ def write_allure_summary(results: Path, summary: dict[str, Any], redactor: Redac
     globals_ = {"attachments": [{"name": "Certification summary", "source": ALLURE_ATTACHMENT, "type": "text/html",
                                  "timestamp": int(time.time() * 1000)}], "errors": []}
     (results / ALLURE_GLOBALS).write_text(json.dumps(globals_, indent=1), "utf-8")
-    # Capitalised keys sort before the DUT.* entries, so the overview shows the verdicts first.
-    env = {"Certification verdict": _verdict_line(summary["totals"]),
-           "Operator": summary["run"]["operator"]}
+    # "Cert." keys sort before the DUT.* entries (the overview shows the first few) and stay
+    # short enough that the report does not cut off the profile name.
+    env = {"Cert. verdict": _verdict_line(summary["totals"]), "Operator": summary["run"]["operator"]}
     for name, p in summary["profiles"].items():
-        env[f"Certification profile {name}"] = _verdict_line(p)
+        env[f"Cert. {name}"] = _verdict_line(p)
     fails = summary.get("fails") or []
     if fails:
-        env["Certification FAIL"] = "; ".join(f"{f['case_id']} ({f['requirement'] or 'no requirement id'})"
+        env["Cert. FAIL"] = "; ".join(f"{f['case_id']} ({f['requirement'] or 'no requirement id'})"
                                               for f in fails)
     write_environment(results, env, redactor)
 
