@@ -191,8 +191,9 @@ def test_201_report_selects_and_splits_by_evse() -> None:
 
 @pytest.mark.parametrize("target, profile, reason", [
     (9, p201(1), "UnknownEvse"),                                                   # TC_K_14
-    (1, p201(1, "TxProfile"), "TxNotFound"),                                       # K01.FR.09
-    (0, p201(1, "TxProfile"), "InvalidProfile"),                                   # K01.FR.16
+    (1, p201(1, "TxProfile", transactionId="T-1"), "TxNotFound"),                  # K01.FR.09
+    (1, p201(1, "TxProfile"), "InvalidProfile"),                                   # K01.FR.03
+    (0, p201(1, "TxProfile", transactionId="T-1"), "InvalidProfile"),              # K01.FR.16
     (1, p201(1, "ChargingStationMaxProfile"), "InvalidProfile"),                   # station max on EVSE 0 only
     (1, p201(1, periods=[{"startPeriod": 5, "limit": 10}]), "InvalidProfile"),     # K01.FR.31
     (1, p201(1, level=99), "InvalidStackLevel"),
@@ -526,7 +527,7 @@ async def _p_clear(b: Bench) -> bool:
 
 @probe("tx_profile_without_tx_accepted")
 async def _p_tx_without_tx(b: Bench) -> bool:
-    return await b.set(1, p201(1, "TxProfile")) == "Rejected"
+    return await b.set(1, p201(1, "TxProfile", transactionId="T-1")) == "Rejected"
 
 
 def test_every_smart_charging_fault_has_a_probe() -> None:
@@ -622,7 +623,7 @@ def test_expect_composite_difference_is_a_fail_listing_the_periods(tmp_path: Any
     assert "differs from the oracle's" in result.message and "expected 50000 W" in result.message
     assert "reported 75000 W" in result.message
     assert [p["limit"] for p in result.expected["chargingSchedulePeriod"]] == [50000, 90000]
-    assert result.requirement == "OCPP 2.0.1 K08"
+    assert result.requirement == "OCPP 2.0.1 K08"          # the step names none: the use case
 
 
 def test_expect_composite_with_a_broken_profile_is_the_cases_error(tmp_path: Any) -> None:

@@ -503,7 +503,8 @@ class Engine:
                              expected={"scheduleStart": expected.start.isoformat().replace("+00:00", "Z"),
                                        "duration": expected.duration_s, "chargingRateUnit": expected.unit,
                                        "chargingSchedulePeriod": shown},
-                             received=payload, requirement="OCPP 1.6 §3.13, §5.7" if v16 else "OCPP 2.0.1 K08")
+                             received=payload, requirement=step.spec.get("requirement")
+                             or ("OCPP 1.6 §3.13, §5.7" if v16 else "OCPP 2.0.1 K08"))
 
     async def _step_set_time(self, step: Step) -> str:
         """`set_time: {valid_to: 300}`: variables holding the UTC time now + so many seconds."""

@@ -6,17 +6,19 @@ by its *target*: the 1.6 connectorId or the 2.0.1 evseId it was set on (0 = the 
 
 What the station does (and the clause it follows):
 - SetChargingProfile: the profile must pass the oracle's parser (schema + semantic rules,
-  ``harness.smart.profiles``), name a known EVSE/connector, stay within the station's
-  limits (stack levels, periods, number of profiles). A TxProfile needs a transaction on
-  its EVSE, and its transactionId (if any) must be that transaction's (1.6 §5.16 "If there
-  is no transaction active on the connector … SHALL discard it and return an error status";
-  2.0.1 K01.FR.09, TC_K_16). A profile with the id of an installed one replaces it
-  (1.6 §3.13.2, 2.0.1 K01.FR.05); 1.6 also replaces the one with the same stackLevel and
-  purpose on the same connector; 2.0.1 rejects it instead when their validity overlaps
-  (K01.FR.06/K01.FR.39, K01.FR.52/53 for a TxDefaultProfile on EVSE 0 vs one EVSE).
+  ``harness.smart.profiles``), name a known EVSE/connector (2.0.1 TC_K_14), stay within
+  the station's limits (stack levels, periods, number of profiles). A TxProfile needs a
+  transaction on its EVSE, and its transactionId must be that transaction's (1.6 §5.16 "If
+  there is no transaction active on the connector … SHALL discard it and return an error
+  status"; 2.0.1 K01.FR.09, TC_K_16); 2.0.1 requires the transactionId (K01.FR.03), 1.6
+  lets it out. A profile with the id of an installed one replaces it (1.6 §3.13.2, 2.0.1
+  K01.FR.05); 1.6 also replaces the one with the same stackLevel and purpose on the same
+  connector; 2.0.1 rejects it instead when their validity overlaps (K01.FR.06/K01.FR.39,
+  K01.FR.52/53 for a TxDefaultProfile on EVSE 0 vs one EVSE).
 - A TxProfile lives as long as its transaction: it is dropped when the transaction ends.
-  A profile given with RequestStartTransaction/RemoteStartTransaction is installed when
-  the transaction it started begins (2.0.1 K05, 1.6 §5.11).
+  A profile given with RequestStartTransaction/RemoteStartTransaction must be a TxProfile
+  without transactionId and is installed when the transaction it started begins (2.0.1
+  K05.FR.02, 1.6 §5.11).
 - GetCompositeSchedule is answered with the oracle's composite
   (``harness.smart.oracle.composite_schedule``); where nothing limits, the EVSE's rating
   (the station's total for EVSE/connector 0) stands in for "no limit".
@@ -109,12 +111,14 @@ class SmartCharging:
         if from_remote_start:
             if p.purpose != TX:
                 return ("Rejected", "InvalidProfile", "the profile of a remote start must be a TxProfile "
-                        "(1.6 §5.11 / 2.0.1 K05.FR.04)"), None
+                        "(1.6 §5.11 / 2.0.1 K05.FR.02)"), None
             if p.transaction_id is not None:
-                return ("Rejected", "InvalidProfile", "the profile of a remote start carries no transactionId "
-                        "(2.0.1 K05.FR.05)"), None
+                return ("Rejected", "InvalidProfile", "the profile of a remote start carries no transactionId: "
+                        "the transaction does not exist yet (2.0.1 K05)"), None
             return _accepted(), p
         if p.purpose == TX:
+            if self.version == "2.0.1" and p.transaction_id is None:
+                return ("Rejected", "InvalidProfile", "a TxProfile names its transaction (2.0.1 K01.FR.03)"), None
             tx = self._tx(self._evse(target))
             if tx is None and not self.sim.has("tx_profile_without_tx_accepted"):
                 return ("Rejected", "TxNotFound", "no transaction on this EVSE/connector for a TxProfile "
@@ -158,9 +162,10 @@ class SmartCharging:
               stack_level: int | None = None) -> bool:
         """ClearChargingProfile: True when something matched (→ Accepted), else Unknown.
 
-        ``purpose`` is the wire name. With an id, only that profile is cleared (1.6 §5.5:
-        the other fields are ignored; 2.0.1 K10.FR.02). ChargingStationExternalConstraints
-        are not the CSMS's to clear (2.0.1 K10.FR.05)."""
+        ``purpose`` is the wire name. With an id, that profile is cleared whatever the other
+        fields say (2.0.1 K10.FR.03); without, every profile matching all given fields.
+        ChargingStationExternalConstraints come from an external system, not the CSMS, so a
+        ClearChargingProfile never removes them."""
         def hit(i: Installed) -> bool:
             q = i.profile
             if q.purpose == EXTERNAL:

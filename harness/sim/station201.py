@@ -358,7 +358,7 @@ class Station201(FrontEnd):
         profile = p.get("chargingProfile")
         if profile is not None:
             verdict, _ = self.sim.smart.check(evse.id, profile, from_remote_start=True)
-            if verdict[0] != "Accepted":           # K05.FR.04/05: only a TxProfile without transactionId
+            if verdict[0] != "Accepted":           # K05.FR.02: only a TxProfile (and no transactionId yet)
                 return Reply({"status": "Rejected", "statusInfo": self._info(verdict)})
         auth = Authorization(token["idToken"], token["type"], self.sim.now(), p["remoteStartId"], profile)
 
@@ -451,7 +451,7 @@ class Station201(FrontEnd):
 
     async def _get_composite_schedule(self, p: dict[str, Any]) -> Reply:
         cs = self.sim.smart.composite(p["evseId"], p["duration"], p.get("chargingRateUnit"))
-        if cs is None:                             # an unknown EVSE (OCTT TC_K_47_CS)
+        if cs is None:                             # an unknown EVSE (K08.FR.05, OCTT TC_K_47_CS)
             return Reply({"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}})
         return Reply(cs.to_response("2.0.1"))
 
