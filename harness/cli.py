@@ -334,6 +334,8 @@ app.add_typer(dut_app, name="dut")
 from .cli_report import register as _register_report_commands  # noqa: E402  (report, matrix)
 
 _register_report_commands(app)
+from .cli_stress import register  # noqa: E402  (stress fleet, stress csms)
+register(app)
 
 if __name__ == "__main__":
     app()
