@@ -12,7 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,6 +43,31 @@ def history_key(summary: dict[str, Any] | None) -> str:
     return slug[:150] or "unknown-dut"
 
 
+@contextlib.contextmanager
+def _history_for(out: Path, summary: dict[str, Any] | None) -> Iterator[tuple[Path | None, Callable[[], None]]]:
+    """The history file to render with, and a callback that marks this run as recorded.
+
+    Allure appends a data point on every render; rendering the same run twice (`run`, then
+    `report`) must not count it twice in the trend. A run already recorded is rendered with
+    a scratch copy of the history: the trend shows, the file stays as it is."""
+    if summary is None:
+        yield None, lambda: None
+        return
+    hist = out / HISTORY_DIR / f"{history_key(summary)}.jsonl"
+    hist.parent.mkdir(parents=True, exist_ok=True)
+    marker = hist.with_name(hist.stem + ".last-run")
+    run_id = hashlib.sha256(json.dumps([(summary.get("run") or {}).get("date"), summary.get("verdicts")],
+                                       sort_keys=True, default=str).encode()).hexdigest()[:24]
+    if marker.is_file() and marker.read_text("utf-8").strip() == run_id:
+        with tempfile.TemporaryDirectory(prefix="charger-harness-history-") as scratch:
+            copy = Path(scratch) / hist.name
+            if hist.is_file():
+                shutil.copy(hist, copy)
+            yield copy, lambda: None
+        return
+    yield hist, lambda: marker.write_text(run_id + "\n", "utf-8")
+
+
 def finish_run(out: Path, results: Path | None = None, *, html: bool = True, history: bool = True) -> int:
     """Everything after the pytest session; returns 0, or 1 when the HTML report could not
     be rendered although asked for (the summary and the evidence are written regardless)."""
@@ -48,17 +79,15 @@ def finish_run(out: Path, results: Path | None = None, *, html: bool = True, his
     summary = finalize_reports(out, allure=results == out / "allure-results")
     rc = 0
     if html:
-        hist = None
-        if history and summary is not None:
-            hist = out / HISTORY_DIR / f"{history_key(summary)}.jsonl"
-            hist.parent.mkdir(parents=True, exist_ok=True)
         name = "charger-harness: " + ", ".join(d.get("name", "") for d in (summary or {}).get("duts") or [])
-        try:
-            index = render_html(results, out / "html", history=hist, name=name.rstrip(": "))
-            console.print(f"HTML report: {index}")
-        except AllureUnavailable as exc:
-            console.print(f"[yellow]HTML report not rendered:[/] {exc}")
-            rc = 1
+        with _history_for(out, summary if history else None) as (hist, record):
+            try:
+                index = render_html(results, out / "html", history=hist, name=name.rstrip(": "))
+                record()
+                console.print(f"HTML report: {index}")
+            except AllureUnavailable as exc:
+                console.print(f"[yellow]HTML report not rendered:[/] {exc}")
+                rc = 1
         summary = finalize_reports(out) or summary
     if summary is None:
         console.print(f"[yellow]no certification summary in {out}[/] (no case ran, or no `run` wrote this folder)")
@@ -115,8 +144,6 @@ def register(app: typer.Typer) -> None:
 
 def clear_run_outputs(out: Path) -> None:
     """A fresh run replaces the previous run's evidence in `out` (history stays)."""
-    import shutil
-
     out = Path(out)
     for name in ("evidence", "html"):
         shutil.rmtree(out / name, ignore_errors=True)

@@ -232,3 +232,15 @@ def test_single_file_html_report_renders_offline(faulty_run: Path, browser: Chro
     assert browser.problems() == []
     html = index.read_text("utf-8")
     assert all(s not in html for s in SECRETS)
+
+
+def test_report_again_keeps_one_history_point_per_run(faulty_run: Path) -> None:
+    """`run` then `report` renders the same run twice; the DUT's trend must count it once."""
+    if not (faulty_run / "html" / "index.html").is_file():
+        pytest.skip("the HTML report was not rendered (npm allure CLI missing: run `npm install`)")
+    (history,) = (faulty_run / "history").glob("*.jsonl")
+    assert history.name == "reference-charging-station-simulator+fault-authorize-invalid-still-starts.jsonl"
+    proc = cli("report", "--out", str(faulty_run), cwd=faulty_run.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(history.read_text().splitlines()) == 1
+    assert "index.html" in proc.stdout and "NOT PASSED" in proc.stdout
