@@ -344,11 +344,11 @@ class _Station:
             if self.triggered:
                 kind = self.triggered.pop(0)
             else:
-                if not due:
-                    await fleet.stopped.wait()
-                    return
-                kind = min(due, key=due.__getitem__)
-                delay = due[kind] - loop.time()
+                if due:
+                    kind = min(due, key=due.__getitem__)
+                    delay = due[kind] - loop.time()
+                else:                                  # nothing scheduled: only triggers (or the end) wake us
+                    kind, delay = "", max(0.1, fleet.time_left())
                 if delay > 0:
                     self.wake.clear()
                     try:
@@ -356,6 +356,8 @@ class _Station:
                         continue                       # a TriggerMessage (or shutdown) woke us
                     except (asyncio.TimeoutError, TimeoutError):
                         pass
+                if not kind:
+                    continue
                 due[kind] = loop.time() + intervals[kind].draw(rng, self.boot_interval)
             if fleet.stopping:
                 return
