@@ -350,12 +350,13 @@ class _Station:
                 else:                                  # nothing scheduled: only triggers (or the end) wake us
                     kind, delay = "", max(0.1, fleet.time_left())
                 if delay > 0:
+                    # A bare timer on the wake event: cheaper than wait_for, which wraps a Task per wait.
                     self.wake.clear()
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), delay)
-                        continue                       # a TriggerMessage (or shutdown) woke us
-                    except (asyncio.TimeoutError, TimeoutError):
-                        pass
+                    timer = loop.call_later(delay, self.wake.set)
+                    await self.wake.wait()
+                    timer.cancel()
+                    if self.triggered or fleet.stopping or loop.time() < due.get(kind, 0.0):
+                        continue                       # a TriggerMessage, a drop or shutdown woke us
                 if not kind:
                     continue
                 due[kind] = loop.time() + intervals[kind].draw(rng, self.boot_interval)
