@@ -336,6 +336,8 @@ from .cli_report import register as _register_report_commands  # noqa: E402  (re
 _register_report_commands(app)
 from .cli_stress import register  # noqa: E402  (stress fleet, stress csms)
 register(app)
+from .cli_depot import depot_app  # noqa: E402  (depot run, depot charger, depot list)
+app.add_typer(depot_app, name="depot")
 
 if __name__ == "__main__":
     app()

@@ -174,15 +174,15 @@ class DepotOcppResult:
 
 @dataclass
 class _Slot:
-    """A depot EVSE: where it lives on the wire, and the truck on it."""
+    """A depot EVSE: where it lives on the wire (its truck and power live in the run's arrays)."""
 
     station: DepotStation
     evse: StationEvse
-    truck: int = -1
-    e_kwh: float = 0.0
-    cap_kwh: float = 1.0
-    p_prev: float = 0.0
-    state: str = "EVConnected"
+
+
+# charging states, by code (what the next TransactionEvent reports)
+_STATES = ("EVConnected", "Charging", "SuspendedEV", "SuspendedEVSE")
+CONNECTED, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE = range(4)
 
 
 class DepotOcppRun:
@@ -214,6 +214,27 @@ class DepotOcppRun:
         self.dlb: Any = None
         self.stations: list[DepotStation] = []
         self.slots: list[_Slot] = []
+        E = len(depot.evses)
+        self.truck = np.full(E, -1, dtype=np.intp)     # truck index on each depot EVSE (-1: none)
+        self.occ = np.zeros(E, dtype=bool)
+        self.e_kwh = np.zeros(E)                        # energy in the plugged truck's battery
+        self.cap_kwh = np.ones(E)
+        self.p_prev = np.zeros(E)                       # what it drew during the last step
+        self.state_code = np.zeros(E, dtype=np.int8)
+        self.reported_code = np.zeros(E, dtype=np.int8)
+        self.reported_kw = np.zeros(E)
+        self.report_t = np.full(E, -math.inf)
+        self.plug_t = np.full(E, math.nan)
+        self.reg_wh = np.zeros(E)                       # each EVSE's energy register
+        self.rating = np.array([e.rating_kw for e in depot.evses], dtype=float)
+        self.cab = np.array(depot.evse_cabinet, dtype=np.intp)
+        self.cab_kw = np.array([c.cabinet_kw for c in depot.chargers], dtype=float)
+        self.own_lim = np.full(E, math.inf)             # cached EVSE limit (kW) and until when it holds
+        self.own_until = np.full(E, -math.inf)
+        self._own_track: list[Any] = [None] * E
+        self.wide_lim = self.cab_kw.copy()              # per charger: min(cabinet, station-wide limit)
+        self._wide_until = np.full(len(depot.chargers), -math.inf)
+        self._wide_track: list[Any] = [None] * len(depot.chargers)
         self.bess: DepotStation | None = None
         self.bess_e = 0.0
         self.bess_p_prev = 0.0
@@ -221,6 +242,7 @@ class DepotOcppRun:
         self._plan_events: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
         self._plug_t: dict[str, float] = {}
         self._step_count = 0
+        self._next_heartbeat = -math.inf
         self.wall0 = 0.0
 
     def station_id(self, charger_id: str) -> str:
@@ -327,30 +349,38 @@ class DepotOcppRun:
     async def step(self, k: int, t: float, s: DepotState) -> None:
         """Stages 1–3 of the module docstring for control step k."""
         await self.clock.reach(t)
-        dt = self.depot.step_s
         trucks = self.depot.trucks
         ev = self._plan_events.get(k)
         busy: set[DepotStation] = set()
         if ev is not None:
-            for i, slot_i in ev[0]:
-                slot = self.slots[slot_i]
-                if slot.truck != i:
+            for i, idx in ev[0]:
+                if self.truck[idx] != i:
                     continue
-                slot.station.end_tx(slot.evse, soc_pct=100.0 * slot.e_kwh / slot.cap_kwh)
-                slot.truck, slot.p_prev = -1, 0.0
+                slot = self.slots[idx]
+                slot.evse.register_wh = float(self.reg_wh[idx])
+                slot.evse.state = _STATES[self.state_code[idx]]
+                slot.station.end_tx(slot.evse, soc_pct=100.0 * float(self.e_kwh[idx] / self.cap_kwh[idx]))
+                self.truck[idx] = -1
+                self.occ[idx] = False
+                self.p_prev[idx] = 0.0
                 busy.add(slot.station)
-            for i, slot_i in ev[1]:
-                slot = self.slots[slot_i]
+            for i, idx in ev[1]:
+                slot = self.slots[idx]
                 tr = trucks[i]
-                slot.truck = i
-                slot.cap_kwh = tr.capacity_kwh
-                slot.e_kwh = tr.arrival_soc * tr.capacity_kwh
-                slot.p_prev = 0.0
-                slot.state = "EVConnected"
+                self.truck[idx] = i
+                self.occ[idx] = True
+                self.cap_kwh[idx] = tr.capacity_kwh
+                self.e_kwh[idx] = tr.arrival_soc * tr.capacity_kwh
+                self.p_prev[idx] = 0.0
+                self.state_code[idx] = self.reported_code[idx] = CONNECTED
+                self.reported_kw[idx] = 0.0
+                self.report_t[idx] = t
+                self.plug_t[idx] = t
                 st, e = slot.station, slot.evse
+                e.register_wh = float(self.reg_wh[idx])
                 st.start_tx(e)
                 self._plug_t[e.tx_id or ""] = t
-                need_wh = max(0.0, tr.target_soc * tr.capacity_kwh - slot.e_kwh) * 1000.0
+                need_wh = max(0.0, tr.target_soc * tr.capacity_kwh - self.e_kwh[idx]) * 1000.0
                 st.queue("NotifyEVChargingNeeds", {"evseId": e.evse_id, "chargingNeeds": {
                     "requestedEnergyTransfer": "DC", "departureTime": self.clock.iso(tr.departure_s),
                     "dcChargingParameters": {
@@ -360,73 +390,78 @@ class DepotOcppRun:
                         "evEnergyCapacity": int(tr.capacity_kwh * 1000.0),
                         "fullSoC": 100, "bulkSoC": int(round(100.0 * tr.target_soc))}}})
                 busy.add(st)
-        interval = self.opt.meter_interval_s
-        band = self.opt.deadband_kw
-        for slot in self.slots:
-            if slot.truck < 0:
-                continue
-            e = slot.evse
-            if e.tx_start == t:
-                continue                       # plugged this step: Started carried the register
-            trigger = None
-            if slot.state != e.state:
-                trigger = "ChargingStateChanged"
-            elif abs(slot.p_prev - e.reported_kw) >= band:
-                trigger = "ChargingRateChanged"
-            elif t - e.report_t >= interval - 1e-9:
-                trigger = "MeterValuePeriodic"
-            if trigger is None:
-                continue
-            e.state = slot.state
-            e.reported_kw = slot.p_prev
-            e.report_t = t
-            slot.station.tx_event(e, "Updated", trigger, meter=[slot.station.sample(
-                e, power_kw=slot.p_prev, soc_pct=100.0 * slot.e_kwh / slot.cap_kwh)])
-            busy.add(slot.station)
-        if self.bess is not None and t - self.bess_report_t >= interval - 1e-9:
+        # meter values that are due: charging state changed, power moved by the deadband, or periodic
+        changed = self.state_code != self.reported_code
+        moved = np.abs(self.p_prev - self.reported_kw) >= self.opt.deadband_kw
+        periodic = t - self.report_t >= self.opt.meter_interval_s - 1e-9
+        due = self.occ & (self.plug_t != t) & (changed | moved | periodic)
+        if due.any():
+            for idx in np.flatnonzero(due).tolist():
+                trigger = ("ChargingStateChanged" if changed[idx] else "ChargingRateChanged" if moved[idx]
+                           else "MeterValuePeriodic")
+                slot = self.slots[idx]
+                e = slot.evse
+                e.state = _STATES[self.state_code[idx]]
+                e.register_wh = float(self.reg_wh[idx])
+                kw = float(self.p_prev[idx])
+                self.reported_code[idx] = self.state_code[idx]
+                self.reported_kw[idx] = kw
+                self.report_t[idx] = t
+                slot.station.tx_event(e, "Updated", trigger, meter=[slot.station.sample(
+                    e, power_kw=kw, soc_pct=100.0 * float(self.e_kwh[idx] / self.cap_kwh[idx]))])
+                busy.add(slot.station)
+        if self.bess is not None and t - self.bess_report_t >= self.opt.meter_interval_s - 1e-9:
             self._bess_meter(100.0 * self.bess_e / self.depot.site.bess.capacity_kwh, None)   # type: ignore[union-attr]
             busy.add(self.bess)
-        if self.opt.heartbeats:
+        if self.opt.heartbeats and t >= self._next_heartbeat:
+            nxt = math.inf
             for st in self.stations:
-                if st not in busy and t - st.last_sent_t >= st.heartbeat_s:
+                due_t = st.last_sent_t + st.heartbeat_s
+                if st not in busy and t >= due_t:
                     st.queue("Heartbeat", {})
                     busy.add(st)
+                    due_t = t + st.heartbeat_s
+                nxt = min(nxt, due_t)
+            self._next_heartbeat = nxt
         if busy:
             await asyncio.gather(*(st.flush() for st in busy))
         await self.clock.advance(t)
         self._step_count += 1
-        del dt
 
     def deliver(self, k: int, t: float, s: DepotState) -> Allocation:
         """Stage 4: what every truck and the BESS draw during step k."""
         dt = self.depot.step_s
         dt_h = dt / 3600.0
-        E = len(self.slots)
-        p = np.zeros(E)
-        lim = s.ev_limit_kw
         need = s.ev_need_kwh
-        per_station: dict[DepotStation, dict[int, float]] = {}
-        for idx, slot in enumerate(self.slots):
-            if slot.truck < 0:
-                continue
-            want = min(slot.evse.rating_kw, float(lim[idx]), float(need[idx]) * 3600.0 / dt)
-            per_station.setdefault(slot.station, {})[slot.evse.evse_id] = max(want, 0.0)
-        for st, wants in per_station.items():
-            got = st.offer(t, wants)
-            for evse_id, kw in got.items():
-                e = st.evses[evse_id]
-                idx = e.slot
-                p[idx] = kw
-                slot = self.slots[idx]
-                if float(need[idx]) <= 1e-9 or float(lim[idx]) <= 1e-9:
-                    slot.state = "SuspendedEV"
-                elif kw <= 1e-6:
-                    slot.state = "SuspendedEVSE"
-                else:
-                    slot.state = "Charging"
-                slot.p_prev = kw
-                slot.e_kwh += kw * dt_h
-                e.register_wh += kw * dt_h * 1000.0
+        lim = s.ev_limit_kw
+        want = np.minimum(np.minimum(self.rating, lim), need * (3600.0 / dt))
+        want = np.where(self.occ, np.maximum(want, 0.0), 0.0)
+        own = self.own_lim
+        for idx in np.flatnonzero(self.occ).tolist():
+            tr = self.slots[idx].evse.own
+            if tr is not self._own_track[idx] or t >= self.own_until[idx]:
+                v, until = tr.value(t)
+                own[idx] = math.inf if v is None else max(v, 0.0)
+                self.own_until[idx] = until
+                self._own_track[idx] = tr
+        for ci, st in enumerate(self.stations[:len(self.depot.chargers)]):
+            tr = st.station_track
+            if tr is not self._wide_track[ci] or t >= self._wide_until[ci]:
+                v, until = tr.value(t)
+                self.wide_lim[ci] = self.cab_kw[ci] if v is None else min(self.cab_kw[ci], max(v, 0.0))
+                self._wide_until[ci] = until
+                self._wide_track[ci] = tr
+        p = np.minimum(want, own)
+        sums = np.bincount(self.cab, weights=p, minlength=len(self.cab_kw))
+        over = sums > self.wide_lim + 1e-9
+        if over.any():     # the charger shares what it may draw in proportion to what each EVSE could take
+            f = np.where(over, self.wide_lim / np.maximum(sums, 1e-12), 1.0)
+            p = p * f[self.cab]
+        code = np.where((need <= 1e-9) | (lim <= 1e-9), SUSPENDED_EV, np.where(p <= 1e-6, SUSPENDED_EVSE, CHARGING))
+        self.state_code = np.where(self.occ, code, CONNECTED).astype(np.int8)
+        self.p_prev = p
+        self.e_kwh += p * dt_h
+        self.reg_wh += p * (dt_h * 1000.0)
         pb = 0.0
         b = self.depot.site.bess
         if self.bess is not None and b is not None:

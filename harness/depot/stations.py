@@ -73,6 +73,16 @@ class Track:
     end: float = math.inf
     i: int = 0
 
+    def value(self, t: float) -> tuple[float | None, float]:
+        """(limit at t, when it next changes)."""
+        if not self.starts or t >= self.end:
+            return None, math.inf
+        if t < self.starts[0]:
+            return None, self.starts[0]
+        v = self.at(t)
+        nxt = self.starts[self.i + 1] if self.i + 1 < len(self.starts) else self.end
+        return v, nxt
+
     def at(self, t: float) -> float | None:
         if not self.starts or t < self.starts[0] or t >= self.end:
             return None
@@ -431,23 +441,6 @@ class DepotStation:
         self.station_track = self._lay_out(wide, 0, None)
 
     # ---- power -------------------------------------------------------------------------------
-
-    def offer(self, t: float, want: dict[int, float]) -> dict[int, float]:
-        """Power per EVSE at step `t` given what each truck could take (`want`, kW): the EVSE's
-        own limit, then the station-wide limit and the cabinet shared in proportion."""
-        out = {}
-        for evse_id, w in want.items():
-            lim = self.evses[evse_id].own.at(t)
-            out[evse_id] = w if lim is None else min(w, max(lim, 0.0))
-        total = sum(out.values())
-        cap = self.cabinet_kw
-        wide = self.station_track.at(t)
-        if wide is not None:
-            cap = min(cap, max(wide, 0.0))
-        if total > cap + 1e-9:
-            f = cap / total
-            out = {k: v * f for k, v in out.items()}
-        return out
 
     def limit_kw(self, evse_id: int, t: float) -> float | None:
         """The EVSE's own limit at `t` (None: no profile limits it)."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from bisect import bisect_right
 import logging
 import math
 from dataclasses import dataclass, field
@@ -45,8 +46,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..smart.depot import Bess, Depot, PvProfile, StepSchedule, Tariff
-from ..smart.dlb import DLB_FAULTS, DepotState, ReferenceController
+from ..smart.depot import DAY_S, Bess, Depot, PvProfile, StepSchedule, Tariff
+from ..smart.dlb import DLB_FAULTS, DepotState, ReferenceController, bess_headroom
 
 if TYPE_CHECKING:
     from .csms import CsmsSimulator, StationState
@@ -148,13 +149,14 @@ class DepotDlb:
 
     def __init__(self, sim: CsmsSimulator, site: DepotSite, clock: Any, *, fault: str | None = None,
                  settle_s: float | None = None, taper_threshold_kw: float = 1.0, bess_margin: float = 0.001,
-                 **controller_params: Any):
+                 bess_quantum_kw: float = 1.0, **controller_params: Any):
         self.sim, self.site, self.clock = sim, site, clock
         self.fault = fault
         self.controller = ReferenceController(fault=fault, **controller_params)
         self.settle_s = settle_s if settle_s is not None else (site.step_s if getattr(clock, "accelerated", True)
                                                               else 5.0 * site.step_s)
         self.taper_threshold_kw = taper_threshold_kw
+        self.bess_quantum_kw = bess_quantum_kw
         E = len(site.evses)
         self.index = {(e.station_id, e.evse_id): i for i, e in enumerate(site.evses)}
         self.rating = np.array([e.rating_kw for e in site.evses], dtype=float)
@@ -185,6 +187,12 @@ class DepotDlb:
         self.bess_kw = 0.0
         self.bess_view = (dataclasses.replace(b, soc_min=min(b.soc_min + bess_margin, b.soc_max),
                                               soc_max=max(b.soc_max - bess_margin, b.soc_min)) if b else None)
+        # the site's schedules as plain tables: read every tick
+        self._limit_t = [t for t, _ in site.grid_limit.points]
+        self._limit_v = [v for _, v in site.grid_limit.points]
+        self._price_t = [t for t, _ in site.tariff.periods]
+        self._price_v = [v for _, v in site.tariff.periods]
+        self._pv = (np.array([t for t, _ in site.pv.points]), np.array([v for _, v in site.pv.points])) if site.pv else None
         self.decisions: list[Decision] = []
         self.notes: list[str] = []
         self.ticks = 0
@@ -336,9 +344,9 @@ class DepotDlb:
         s.plugged, s.ev_limit_kw, s.ev_need_kwh, s.ev_time_to_target_s = plugged, limit, need, ttt
         s.ev_arrival_s = np.where(plugged, self.arrival, math.inf)
         s.ev_departure_s = np.where(plugged, self.departure, math.inf)
-        s.site_limit_kw = float(site.grid_limit.at(t))
-        s.pv_kw = float(site.pv.kw_at(t)) if site.pv else 0.0
-        s.price = float(site.tariff.price_at(t))
+        s.site_limit_kw = self._limit_v[max(bisect_right(self._limit_t, t) - 1, 0)]
+        s.pv_kw = float(np.interp(t % DAY_S, *self._pv)) if self._pv is not None else 0.0
+        s.price = self._price_v[bisect_right(self._price_t, t % DAY_S) - 1]      # -1 → the last period (wraps)
         s.bess = self.bess_view if self.bess_tx else None       # no BESS connected: nothing to drive
         s.bess_energy_kwh = self.bess_e
         s.churn = self.churn
@@ -362,7 +370,8 @@ class DepotDlb:
                 (i, e.evse_id, new, self._tx_profile(e.evse_id, PROFILE_ID_BASE + int(i), self.tx[i], new, t)))
         bess_kw = float(alloc.bess_kw) if state.bess is not None else 0.0
         if state.bess is not None and self.site.bess_station:
-            for evse_id, value in ((BESS_CHARGE_EVSE, max(bess_kw, 0.0)), (BESS_DISCHARGE_EVSE, max(-bess_kw, 0.0))):
+            charge, discharge = self._bess_setpoints(state, bess_kw)
+            for evse_id, value in ((BESS_CHARGE_EVSE, charge), (BESS_DISCHARGE_EVSE, discharge)):
                 if evse_id not in self.bess_tx or abs(self.bess_sent.get(evse_id, math.nan) - value) < 1e-6:
                     continue
                 per_station.setdefault(self.site.bess_station, []).append(
@@ -376,6 +385,19 @@ class DepotDlb:
             pb = self._bess_effective()
             self.bess_kw = pb
             self.bess_e += (pb * b.eta if pb >= 0 else pb / b.eta) * self.site.step_s / 3600.0
+
+    def _bess_setpoints(self, state: DepotState, kw: float) -> tuple[float, float]:
+        """(charge, discharge) kW for the BESS's two paths, in `bess_quantum_kw` steps so that a
+        setpoint following PV or EV load does not become a SetChargingProfile every second.
+        Rounded towards less grid import: charging down, discharging up (never past what the
+        BESS may discharge now)."""
+        q = self.bess_quantum_kw
+        if q <= 0:
+            return max(kw, 0.0), max(-kw, 0.0)
+        if kw >= 0:
+            return math.floor(kw / q + 1e-9) * q, 0.0
+        dis_cap, _ = bess_headroom(state, ignore_limits=self.controller.fault == "forgets_bess_limits")
+        return 0.0, max(min(math.ceil(-kw / q - 1e-9) * q, max(dis_cap, -kw)), 0.0)
 
     def _bess_effective(self) -> float:
         return self.bess_sent.get(BESS_CHARGE_EVSE, 0.0) - self.bess_sent.get(BESS_DISCHARGE_EVSE, 0.0)
