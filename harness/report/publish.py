@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mimetypes
+import shutil
 import platform
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from uuid import uuid4
 from typing import Any, Iterable
 
 from ..dut.profile import DutProfile
@@ -50,10 +53,39 @@ def publish_case(outdir: Path, case: TestCase, result: CaseResult, trace: Trace 
     # is attached as well so the HTML report shows it with the case.
     evidence = write_case_evidence(outdir.parent, case, result, trace, redactor=redactor, dut_name=profile.name)
     extra["sequence.svg"] = (evidence["svg"], "image/svg+xml")
-    write_case_result(outdir, case, result, trace, redactor=redactor, parameters=params, dut_name=profile.name,
-                      extra_attachments=extra, host=platform.node())
+    files = (result.captures or {}).get("attachments")
+    before = set(outdir.glob("*-result.json")) if isinstance(files, dict) and files else None
+    uuid = write_case_result(outdir, case, result, trace, redactor=redactor, parameters=params, dut_name=profile.name,
+                             extra_attachments=extra, host=platform.node())
+    if before is not None:
+        attach_files(outdir, str(uuid), set(outdir.glob("*-result.json")) - before, files, redactor)
     if result.dut_identity:
         write_environment(outdir, {f"DUT.{k}": v for k, v in result.dut_identity.items()}, redactor)
+
+
+def attach_files(outdir: Path, uuid: str, candidates: set[Path], files: dict[str, str], redactor: Redactor) -> None:
+    """Evidence files a step wrote (the case variable `attachments`: name → path), attached to
+    the case's result (the one of `candidates` with this uuid) as they are: images stay binary,
+    text is redacted like every attachment."""
+    for result_file in candidates:
+        data = json.loads(result_file.read_text(encoding="utf-8"))
+        if str(data.get("uuid")) == uuid:
+            break
+    else:
+        return
+    for name, path in files.items():
+        src = Path(str(path))
+        if not src.is_file():
+            continue
+        mime = mimetypes.guess_type(src.name)[0] or "application/octet-stream"
+        source = f"{uuid4()}-attachment{src.suffix}"
+        if mime.startswith("text/") or mime in ("application/json", "text/csv"):
+            (outdir / source).write_text(redactor.text(src.read_text(encoding="utf-8", errors="replace")),
+                                         encoding="utf-8")
+        else:
+            shutil.copyfile(src, outdir / source)
+        data.setdefault("attachments", []).append({"name": redactor.text(str(name)), "source": source, "type": mime})
+    result_file.write_text(json.dumps(data), encoding="utf-8")
 
 
 def publish_broken(outdir: Path, path: Path, error: CaseLoadError) -> None:

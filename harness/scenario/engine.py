@@ -518,6 +518,12 @@ class Engine:
         self.variables.update(out)
         return ", ".join(f"{k}={v}" for k, v in out.items())
 
+    async def _step_depot(self, step: Step) -> str:
+        """`depot: {scenario, duration?, speed?}`: a depot day over OCPP against the DUT CSMS (harness/depot/step.py)."""
+        from ..depot.step import run_depot_step
+
+        return await run_depot_step(self, step)
+
     async def _step_expect_none(self, step: Step) -> str:
         target = step.target
         forbidden = {target} if isinstance(target, str) else set(target)

@@ -8,7 +8,7 @@ from typing import Any
 
 STEP_KINDS = (
     "expect", "send", "expect_none", "action", "operator", "wait", "connect", "disconnect",
-    "expect_disconnect", "assert", "include", "set", "set_time",
+    "expect_disconnect", "assert", "include", "set", "set_time", "depot",
 )
 
 
