@@ -156,6 +156,19 @@ def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _numeric(v: Any) -> float | None:
+    """A number, or a decimal string (OCPP 1.6 sends meter readings as strings), else None."""
+    if _num(v):
+        return v
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return f if f == f else None      # NaN compares with nothing
+    return None
+
+
 def _match_operators(spec: dict[str, Any], actual: Any, variables: Mapping[str, Any], path: str) -> list[Mismatch]:
     unknown = set(spec) - OPERATORS
     if unknown:
@@ -207,13 +220,15 @@ def _match_operators(spec: dict[str, Any], actual: Any, variables: Mapping[str, 
             if not isinstance(bounds, list) or len(bounds) != 2 or not all(_num(b) for b in bounds):
                 raise MatcherError(f"$range needs [min, max] numbers at {path or '<payload>'}, got {bounds!r}")
             lo, hi = bounds
-            if not _num(actual) or not (lo <= actual <= hi):
+            value = _numeric(actual)
+            if value is None or not (lo <= value <= hi):
                 fail(f"a number in [{lo}, {hi}]")
         elif op in ("$gt", "$gte", "$lt", "$lte"):
             bound = substitute(arg, variables)
             if not _num(bound):
                 raise MatcherError(f"{op} needs a number at {path}, got {bound!r}")
-            if not _num(actual) or not _COMPARE[op](actual, bound):
+            value = _numeric(actual)
+            if value is None or not _COMPARE[op](value, bound):
                 fail(f"a number {op[1:]} {bound}")
         elif op == "$contains":
             if not isinstance(actual, list) or not any(not match(arg, el, variables, path) for el in actual):
