@@ -92,8 +92,8 @@ def test_matrix_reads_a_folder_with_only_verdicts_and_rejects_others(tmp_path: P
 
 
 def test_three_runs_clean_and_two_faults_show_who_failed_what(tmp_path: Path) -> None:
-    make_library(tmp_path, "TC_C_02_CS", "TC_RPC_01_CS")
-    runs = {"clean": None, "authz": "authorize_invalid_still_starts", "rpc": "unknown_action_callresult"}
+    make_library(tmp_path, "TC_RPC_01_CS", "TC_RPC_02_CS")          # fast cases, each killed by its own fault
+    runs = {"clean": None, "action": "unknown_action_callresult", "payload": "bad_payload_accepted"}
     procs = {name: subprocess.Popen([*CLI, "run", "--no-html", "-j", "1", "--out", f"reports/{name}"]
                                     + (["--fault", fault] if fault else []), cwd=tmp_path, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
@@ -101,20 +101,21 @@ def test_three_runs_clean_and_two_faults_show_who_failed_what(tmp_path: Path) ->
     for name, p in procs.items():
         out, _ = p.communicate(timeout=240)
         assert p.returncode == (0 if name == "clean" else 1), out
-    proc = cli("matrix", "reports/clean", "reports/authz", "reports/rpc", "--out", "reports/matrix", cwd=tmp_path)
+    proc = cli("matrix", "reports/clean", "reports/action", "reports/payload", "--out", "reports/matrix", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     said = " ".join(proc.stdout.split())
-    assert "authz: Reference charging-station simulator (fault authorize_invalid_still_starts) — NOT PASSED; " \
-           "FAIL: TC_C_02_CS" in said
-    assert "rpc: Reference charging-station simulator (fault unknown_action_callresult) — NOT PASSED; " \
+    assert "action: Reference charging-station simulator (fault unknown_action_callresult) — NOT PASSED; " \
            "FAIL: TC_RPC_01_CS" in said
+    assert "payload: Reference charging-station simulator (fault bad_payload_accepted) — NOT PASSED; " \
+           "FAIL: TC_RPC_02_CS" in said
     assert "clean: Reference charging-station simulator — PASSED" in said
 
     rows = {r[2]: r for r in csv.reader((tmp_path / "reports" / "matrix" / "matrix.csv").open())}
-    assert rows["TC_C_02_CS"][4::2] == ["PASS", "FAIL", "PASS"]
-    assert rows["TC_RPC_01_CS"][4::2] == ["PASS", "PASS", "FAIL"]
+    assert rows["TC_RPC_01_CS"][4::2] == ["PASS", "FAIL", "PASS"]
+    assert rows["TC_RPC_02_CS"][4::2] == ["PASS", "PASS", "FAIL"]
     page = (tmp_path / "reports" / "matrix" / "matrix.html").read_text()
     for href in re.findall(r'href="([^"]+)"', page):
         assert (tmp_path / "reports" / "matrix" / href).resolve().is_file(), href
-    assert "C01.FR.02" in page
+    who = page.split("Who failed what")[1].split("<h2>")[0]
+    assert who.index("<b>action</b>") < who.index("TC_RPC_01_CS") < who.index("<b>payload</b>") < who.index("TC_RPC_02_CS")
     assert_no_secrets(tmp_path / "reports")
