@@ -37,8 +37,10 @@ from harness.stress.stats import ProcessUsage  # noqa: E402
 TARGET_STATIONS = 2000
 
 
-def start_csms(duration: float, uvloop: bool) -> tuple[subprocess.Popen[str], str]:
+def start_csms(duration: float, uvloop: bool, gc_freeze: bool) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "harness.stress.target", "--port", "0", "--duration", f"{duration:g}"]
+    if gc_freeze:
+        cmd.append("--gc-freeze")
     if uvloop:
         cmd.append("--uvloop")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -63,6 +65,8 @@ def main() -> int:
     ap.add_argument("--ocpp", default="2.0.1", choices=("2.0.1", "1.6"))
     ap.add_argument("--mix", default="heartbeat=10-30,status=10-60,meter=10-60")
     ap.add_argument("--uvloop", action="store_true", help="run both processes on uvloop (if installed)")
+    ap.add_argument("--csms-gc-freeze", action="store_true",
+                    help="also spare the CSMS simulator's GC the connected stations (it is untuned by default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the full report here")
     args = ap.parse_args()
 
@@ -71,7 +75,7 @@ def main() -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     ramp_s = args.stations / args.ramp
     csms_budget = 2 * ramp_s + args.hold + 90          # the CSMS outlives the generator's bounded run
-    proc, url = start_csms(csms_budget, args.uvloop)
+    proc, url = start_csms(csms_budget, args.uvloop, args.csms_gc_freeze)
     csms_usage = ProcessUsage(proc.pid)
     cfg = FleetConfig(csms_url=url, stations=args.stations, version=args.ocpp, duration_s=args.hold,
                       ramp_per_s=args.ramp, mix=Mix.parse(args.mix))
@@ -121,6 +125,10 @@ def main() -> int:
           f"loop lag p99 {g['loop_lag_ms'].get('p99')} ms max {g['loop_lag_ms'].get('max')} ms")
     print(f"CSMS simulator     CPU {csms_cpu:.1f} s over {wall:.1f} s = {100 * csms_cpu / wall:.1f} % of one core, "
           f"RSS {csms_rss:.1f} MB")
+    for who, gcp in (("generator", g.get("gc_pauses") or {}), ("CSMS simulator", csms_own.get("gc_pauses") or {})):
+        if gcp:
+            print(f"GC pauses          {who}: {gcp['total_s']} s in all, longest {gcp['max_ms']} ms "
+                  f"(full collections: {gcp['gen2']['count']}, longest {gcp['gen2']['max_ms']} ms)")
     print(f"open files         soft limit {g['nofile'].get('soft_before')} → {g['nofile'].get('soft')} "
           f"(needed {g['nofile'].get('needed')})")
     load1 = os.getloadavg()

@@ -43,7 +43,7 @@ from ..roles.defaults import default_reply
 from ..transport.client import HandshakeRefused, UnexpectedSubprotocol, connect_station
 from ..transport.security import SecurityProfile
 from .mix import ACTION_OF_KIND, EVSES, KINDS, Mix, StationModel
-from .stats import Counter, Histogram, ProcessUsage, Timeline
+from .stats import Counter, GcPauses, GrowthFreezer, Histogram, ProcessUsage, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class FleetConfig:
     trace_frames: int = 0                           # last frames kept per station (0 = none)
     shutdown_timeout_s: float = 10.0
     seed: int = 1
-    gc_freeze: bool = True                          # move the ramp's objects out of the GC's sight (see run)
+    gc_freeze: bool = True                          # keep the GC off the connections' objects (GrowthFreezer)
 
     def __post_init__(self) -> None:
         if self.version not in schemas.SUPPORTED_VERSIONS:
@@ -464,6 +464,11 @@ class Fleet:
         self.phases: dict[str, float] = {}
         self.nofile: dict[str, int | str] = {}
         self.usage = ProcessUsage()
+        self.gc_pauses = GcPauses()
+        # Thousands of connections are ~10⁶ long-lived objects; unfrozen, every full collection
+        # walks them all and stalls the loop (measured at 2,000 stations: gen-2 pauses of 250 ms,
+        # p99 latencies ×100; at 6,000: 1.2 s pauses, GC > half the generator's CPU).
+        self.freezer = GrowthFreezer(step=max(50, cfg.stations // 40))
 
     def request_stop(self) -> None:
         """End the run early (Ctrl-C): stop sending, close connections, report what was measured."""
@@ -506,18 +511,14 @@ class Fleet:
         self._deadline = self._t0 + 2 * ramp_s + cfg.open_timeout_s + cfg.duration_s + 30.0
         cpu0, wall0 = self.usage.cpu_seconds(), time.monotonic()
         monitor = loop.create_task(self._monitor(), name="fleet-monitor")
+        self.gc_pauses.start()
         self._stations = [_Station(self, i) for i in range(cfg.stations)]
         steady: dict[str, Any] = {}
         try:
             await self._ramp(loop)
             self.phases["ramp_s"] = round(time.monotonic() - self._t0, 3)
             if cfg.gc_freeze:
-                # Thousands of connections are ~10⁶ long-lived objects; every full collection
-                # walks them all and stalls the loop for 100s of ms (measured: gen-2 pauses of
-                # 250 ms and p99 latencies inflated ×100 at 2,000 stations). Freezing them after
-                # the ramp leaves the collector only the young, short-lived garbage.
-                gc.collect()
-                gc.freeze()
+                self.freezer.freeze_now()                    # whatever the ramp left
                 self.phases["gc_frozen_objects"] = gc.get_freeze_count()
             # Steady phase: every station has had its chance to connect; hold for duration_s.
             f0, s0, t_steady = (self.stats.frames.tx, self.stats.frames.rx), self.stats.sent.total, time.monotonic()
@@ -538,13 +539,13 @@ class Fleet:
             }
         finally:
             self._stop()
-            if cfg.gc_freeze:
-                gc.unfreeze()
             t_close = time.monotonic()
             await self._shutdown()
             self.phases["shutdown_s"] = round(time.monotonic() - t_close, 3)
             monitor.cancel()
             await asyncio.gather(monitor, return_exceptions=True)
+            self.gc_pauses.stop()
+            self.freezer.release()          # the next full collection (outside the run) sees them all again
         wall = time.monotonic() - wall0
         return self.report(steady, wall, self.usage.cpu_seconds() - cpu0)
 
@@ -590,6 +591,8 @@ class Fleet:
             t = loop.time()
             await asyncio.sleep(0.1)
             self.stats.loop_lag.record(max(0.0, loop.time() - t - 0.1))
+            if self.cfg.gc_freeze:
+                self.freezer.observe(self.stats.connected)
             if loop.time() - last_sample >= 1.0:
                 last_sample = loop.time()
                 snap = self.snapshot()
@@ -638,6 +641,7 @@ class Fleet:
                 "cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else 0.0,
                 "rss_mb": round(self.usage.rss_mb(), 1),
                 "loop_lag_ms": st.loop_lag.summary_ms(),
+                "gc_pauses": self.gc_pauses.to_json(),
                 "nofile": self.nofile,
             },
             "timeline": st.timeline.points,

@@ -152,3 +152,75 @@ class ProcessUsage:
             import resource
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # peak, KiB on Linux
         return float("nan")
+
+
+class GcPauses:
+    """Time spent in Python's cyclic garbage collector, per generation (a load process's hidden stalls).
+
+    `start()` hooks `gc.callbacks`; `stop()` unhooks. Two clock reads per collection.
+    """
+
+    def __init__(self) -> None:
+        self.by_gen = [Histogram(), Histogram(), Histogram()]
+        self._t0 = 0.0
+        self._on = False
+
+    def _cb(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.by_gen[min(int(info.get("generation", 0)), 2)].record(time.perf_counter() - self._t0)
+
+    def start(self) -> "GcPauses":
+        import gc
+        if not self._on:
+            gc.callbacks.append(self._cb)
+            self._on = True
+        return self
+
+    def stop(self) -> None:
+        import gc
+        if self._on:
+            try:
+                gc.callbacks.remove(self._cb)
+            except ValueError:
+                pass
+            self._on = False
+
+    def to_json(self) -> dict[str, Any]:
+        total = sum(h.total for h in self.by_gen)
+        return {"total_s": round(total, 3), "max_ms": round(max(h.max for h in self.by_gen) * 1000, 1),
+                **{f"gen{i}": {"count": h.n, "max_ms": round(h.max * 1000, 1), "total_s": round(h.total, 3)}
+                   for i, h in enumerate(self.by_gen)}}
+
+
+class GrowthFreezer:
+    """Keep the cyclic GC off the objects of a growing population of connections.
+
+    Each connection leaves ~100 long-lived objects; while thousands connect, CPython's full
+    collections walk all of them again and again (measured: 14 full collections, the longest
+    1.2 s, at 6,000 stations). `gc.freeze()` moves everything alive into the permanent
+    generation in O(1); doing it each time `step` more connections exist leaves the collector
+    only young objects. Refcounting still frees frozen objects; only a reference cycle that
+    becomes garbage after being frozen stays until `release()` (which unfreezes).
+    """
+
+    def __init__(self, step: int = 100) -> None:
+        self.step = max(1, step)
+        self.last = 0
+        self.freezes = 0
+
+    def observe(self, population: int) -> None:
+        if population - self.last >= self.step:
+            self.freeze_now()
+            self.last = population
+
+    def freeze_now(self) -> None:
+        import gc
+        gc.freeze()
+        self.freezes += 1
+
+    def release(self) -> None:
+        import gc
+        if self.freezes:
+            gc.unfreeze()

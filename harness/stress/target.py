@@ -25,14 +25,14 @@ from typing import Any
 from ..sim.api import CsmsSimConfig
 from ..sim.csms import CsmsSimulator
 from .fleet import FD_HEADROOM, FrameCounters, StressTrace, raise_nofile_limit
-from .stats import ProcessUsage
+from .stats import GcPauses, GrowthFreezer, ProcessUsage
 
 MAX_DURATION_S = 24 * 3600.0
 
 
 async def serve(host: str, port: int, duration_s: float, versions: tuple[str, ...] = ("2.0.1", "1.6"),
                 heartbeat_interval_s: int = 60, max_stations: int = 20_000,
-                ready: Any = None) -> dict[str, Any]:
+                ready: Any = None, gc_freeze: bool = False) -> dict[str, Any]:
     """Serve until `duration_s` passes or SIGINT/SIGTERM; returns the CSMS's own counts."""
     nofile = raise_nofile_limit(max_stations + FD_HEADROOM)
     counters = FrameCounters()
@@ -48,21 +48,34 @@ async def serve(host: str, port: int, duration_s: float, versions: tuple[str, ..
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     usage, t0 = ProcessUsage(), time.monotonic()
+    gc_pauses = GcPauses().start()
     cpu0 = usage.cpu_seconds()
     if ready is not None:
         ready(sim.url)
+    freezer = GrowthFreezer(step=100) if gc_freeze else None
+
+    async def watch() -> None:      # freeze the GC's view while stations keep connecting
+        while freezer is not None:
+            await asyncio.sleep(0.2)
+            freezer.observe(len(sim.stations))
+
+    watcher = loop.create_task(watch())
     try:
         await asyncio.wait_for(stop.wait(), min(duration_s, MAX_DURATION_S))
     except (asyncio.TimeoutError, TimeoutError):
         pass
+    watcher.cancel()
     peak = len(sim.stations)
     await sim.stop()
+    gc_pauses.stop()
+    if freezer is not None:
+        freezer.release()
     wall = time.monotonic() - t0
     cpu = usage.cpu_seconds() - cpu0
     return {"kind": "stress-csms", "wall_s": round(wall, 3),
             "cpu_s": round(cpu, 3), "cpu_percent": round(100 * cpu / wall, 1) if wall else 0.0,
             "rss_mb": round(usage.rss_mb(), 1), "stations_seen": peak, "frames_rx": counters.rx,
-            "frames_tx": counters.tx, "nofile": nofile}
+            "frames_tx": counters.tx, "gc_pauses": gc_pauses.to_json(), "nofile": nofile}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ocpp", default="2.0.1,1.6", help="versions offered, preference order")
     ap.add_argument("--heartbeat-interval", type=int, default=60, help="interval given at BootNotification")
     ap.add_argument("--uvloop", action="store_true", help="run on uvloop if installed")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="freeze the GC's view of connected stations as they arrive (see stats.GrowthFreezer)")
     args = ap.parse_args(argv)
 
     def ready(url: str) -> None:
@@ -85,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("uvloop not installed: running on asyncio's own loop", file=sys.stderr)
     versions = tuple(v.strip() for v in args.ocpp.split(",") if v.strip())
-    out = asyncio.run(serve(args.host, args.port, args.duration, versions, args.heartbeat_interval, ready=ready))
+    out = asyncio.run(serve(args.host, args.port, args.duration, versions, args.heartbeat_interval, ready=ready,
+                          gc_freeze=args.gc_freeze))
     print(json.dumps(out), flush=True)
     return 0
 
