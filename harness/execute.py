@@ -52,6 +52,17 @@ def _short_result(case: TestCase, verdict: Verdict, message: str) -> Execution:
     return Execution(CaseResult(case.id, verdict, message, start=now, stop=now), Trace())
 
 
+def _fault_for(profile: DutProfile, fault: str | None) -> str | None:
+    """A run-wide `--fault` applies to the simulator whose catalogue has it; the other runs clean."""
+    if fault is None or profile.adapter != "sim":
+        return fault
+    if profile.kind == "charging_station":
+        from .sim.faults import STATION_FAULTS as catalogue
+    else:
+        from .sim.csms_faults import CSMS_FAULTS as catalogue
+    return fault if fault in catalogue else None
+
+
 async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = None, operator: str | None = None,
                   on_step: Callable[[StepResult], None] | None = None) -> Execution:
     reason = applicability(case, profile)
@@ -62,7 +73,7 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
     endpoint: CsmsEndpoint | None = None
     session: Session | None = None
     try:
-        adapter: Adapter = make_adapter(profile, fault=fault, operator=operator)
+        adapter: Adapter = make_adapter(profile, fault=_fault_for(profile, fault), operator=operator)
     except AdapterUnavailable as exc:
         return _short_result(case, Verdict.INCONCLUSIVE, f"adapter '{profile.adapter}' unavailable: {exc}")
     logs: dict[str, str] = {}
