@@ -226,8 +226,8 @@ class DockerAdapter(CommandAdapter):
         if status in ("absent", "gone"):
             try:
                 await asyncio.to_thread(dut.start)
-            except DutNotReady:
-                raise
+            except (DutNotReady, hooks.HookConfigError):
+                raise                # a profile mistake is an ERROR (execute), not the DUT's doing
             except Exception as exc:
                 raise DutNotReady(f"could not start the DUT container ({type(exc).__name__}: {str(exc)[:300]})") from None
             self.case_started = dut.started_at or self.case_started

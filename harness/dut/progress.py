@@ -130,10 +130,26 @@ class ProgressLog:
             return
         self._opened = True
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._end_torn_line()
         self._append({"type": "run", "run": self.run_id, "key": self.key, "started": _now(),
                       "resumed_from": self.previous.run_id if self.previous else None, "duts": self.duts})
         for rec in self.carried:
             self._append({"type": "case", "run": self.run_id, "key": self.key, **rec})
+
+    def _end_torn_line(self) -> None:
+        """A run killed mid-write leaves half a line: start ours on a fresh one."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        except FileNotFoundError:
+            return
+        if torn:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write("\n")
 
     def _append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, default=str, ensure_ascii=False)
