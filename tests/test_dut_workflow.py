@@ -700,7 +700,7 @@ def test_docker_station_dut_counts_as_ready_when_its_websocket_reaches_the_harne
     port = free_port()
     prof = docker_profile(tmp_path, "charging_station", port, network_mode="host",
                           env={"CSMS_URL": "${csms_url}", "STATION_ID": "${station_id}"},
-                          actions={"plug_in": {"exec": ["evsim", "plug"]}})
+                          actions={"plug_in": {"exec": ["evsim", "plug", "--evse", "${evse_id}"]}})
     (tmp_path / "TC_D_01_CS.yaml").write_text(CONNECT_CASE)
     case = load_case(tmp_path / "TC_D_01_CS.yaml")
     fake = FakeDocker("station", have_images=("vendor/dut:1.2",))
@@ -722,7 +722,7 @@ def test_docker_station_dut_counts_as_ready_when_its_websocket_reaches_the_harne
     assert kw["environment"]["CSMS_URL"] == f"ws://127.0.0.1:{port}/ocpp"   # host network: the harness on loopback
     assert kw["network_mode"] == "host" and fake.pulled == []               # image present: no pull
     assert plug.status == "done" and plug.detail == "stdout: plugged 2" and plug.answered_by == "docker"
-    assert fake.runs[0].execs[0][0] == ["evsim", "plug"] and fake.removed
+    assert fake.runs[0].execs[0][0] == ["evsim", "plug", "--evse", "2"] and fake.removed
 
 
 def test_docker_container_that_dies_or_never_connects_is_inconclusive_with_its_log(

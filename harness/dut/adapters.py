@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import threading
 import time
@@ -179,8 +180,10 @@ class CommandAdapter(Adapter):
         if kind == "http":
             return await hooks.run_http(hook, hooks.hook_vars(self.profile, action, params), timeout, where=where)
         env = hooks.hook_env(self.profile, action, params, say, timeout, self.env)
-        if kind == "exec":
-            return await self._exec(hook["exec"], env, timeout)
+        if kind == "exec":   # no shell in the container: ${name} placeholders as in HTTP hooks
+            cmd = hooks.render(hook["exec"], hooks.hook_vars(self.profile, action, params), where=f"{where}.exec")
+            cmd = [v if isinstance(v, str) else json.dumps(v) for v in cmd] if isinstance(cmd, list) else str(cmd)
+            return await self._exec(cmd, env, timeout)
         cmd = hook if isinstance(hook, str) else str(hook.get("shell") or hook.get("run"))
         return await hooks.run_shell(cmd, env, self.cwd, timeout, self.name)
 

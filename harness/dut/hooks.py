@@ -11,7 +11,7 @@ A hook is configured per action name under `command.actions` (or `docker.actions
         body: {idTag: "${id_token}", evse: "${evse_id}"}       # mapping → JSON; a string is sent as is
         expect_status: [200, 202]                              # default: any 2xx
         timeout: 10                                            # default: the step's timeout
-      plug_in: {exec: "evsim plug --evse $CH_PARAM_EVSE_ID"}   # docker only: inside the DUT container
+      plug_in: {exec: [evsim, plug, --evse, "${evse_id}"]}    # docker only: inside the DUT container (no shell)
 
 Shell hooks run with `/bin/sh -c`, in the profile's folder (or `command.cwd`), with:
 
@@ -25,7 +25,7 @@ Shell hooks run with `/bin/sh -c`, in the profile's folder (or `command.cwd`), w
 
 Exit code 0 is done; anything else is failed (INCONCLUSIVE: the precondition was not
 reached); stdout and stderr (their tails) go into the outcome detail and the report.
-HTTP templates take `${name}` for any action param, `${action}`, `${station_id}`,
+HTTP (and container `exec`) templates take `${name}` for any action param, `${action}`, `${station_id}`,
 `${params}` (all params as JSON) and `${env.NAME}`; a value that is exactly one
 `${name}` keeps its type inside a JSON body.
 """
