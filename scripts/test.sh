@@ -2,10 +2,10 @@
 # Set up (once) and run the project's own tests (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c "import harness, hypothesis, xdist, scapy" 2>/dev/null; then
+if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c "import harness, hypothesis, xdist, scapy, locust, docker" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q -e '.[dev,stress,docker]'
 fi
 if command -v npm >/dev/null 2>&1 && { [ ! -x node_modules/.bin/allure ] || [ ! -d node_modules/ocpp-rpc ]; }; then
   npm install --no-audit --no-fund --loglevel=error || echo "npm install failed: HTML report tests will skip"
