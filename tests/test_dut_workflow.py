@@ -315,6 +315,25 @@ def test_manual_adapter_times_out_to_skipped(pty_term: Pty) -> None:
     assert "OPERATOR CHECK" in pty_term.text() and "Is the display showing 'Available'?" in pty_term.text()
 
 
+def test_manual_prompt_cancelled_when_the_case_ends_gives_the_terminal_back(pty_term: Pty) -> None:
+    adapter = ManualAdapter(profile_from_dict({**MANUAL, "manual": {"tty": pty_term.path}}), operator="carol")
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(adapter.perform("unplug", {}, "Unplug the truck.", 30))
+        await asyncio.to_thread(pty_term.expect, "s left")
+        assert not termios.tcgetattr(pty_term.slave)[3] & termios.ECHO     # cbreak while asking
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    pty_term.expect("cancelled: the test case ended")
+    deadline = time.monotonic() + 5
+    while not termios.tcgetattr(pty_term.slave)[3] & termios.ECHO:      # restored by the prompt thread
+        assert time.monotonic() < deadline, "terminal left without echo"
+        pty_term.pump(0.05)
+
+
 def test_manual_adapter_without_an_operator_skips_at_once_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = ManualAdapter(profile_from_dict({**MANUAL, "manual": {"tty": "/nonexistent/tty"}}))
     t0 = time.monotonic()
