@@ -267,3 +267,52 @@ def test_chargers_follow_the_site_limit_and_a_faulty_one_is_caught() -> None:
     assert max(good.peaks.values()) <= 300 + 1
     assert not bad.ok and {v.subject for v in bad.violations} >= {"site", "DEPOT-CH-01"}
     assert bad.violations[0].worst_kw > 300
+
+
+def test_depot_step_against_a_real_csms_endpoint(tmp_path: Path) -> None:
+    """A CSMS DUT that is not the built-in simulator: the step connects to its endpoint in real time
+    (or at pixit.depot_speed); a run that cannot fit the step's timeout is INCONCLUSIVE up front.
+    The 'real' CSMS here is the simulator without a depot controller: it never limits anything."""
+    from harness.dut.profile import profile_from_dict
+    from harness.execute import execute
+    from harness.scenario.loader import load_case
+    from harness.scenario.verdict import Verdict
+    from harness.sim.api import CsmsSimConfig
+    from harness.sim.csms import CsmsSimulator
+
+    (tmp_path / "short.yaml").write_text(textwrap.dedent(SHORT))
+
+    def case(duration: str) -> Path:
+        f = tmp_path / duration / "TC_DEPOT_98_CSMS.yaml"
+        f.parent.mkdir()
+        f.write_text(textwrap.dedent(f"""\
+            id: TC_DEPOT_98_CSMS
+            title: depot against an endpoint
+            ocpp: "2.0.1"
+            role: cs
+            profile: Depot DLB
+            timeout: 30
+            steps:
+              - depot: {{scenario: {tmp_path / 'short.yaml'}, duration: {duration}}}
+                timeout: 20
+            """))
+        return f
+
+    async def main():
+        sim = CsmsSimulator(CsmsSimConfig(port=0, versions=("2.0.1",)))
+        await sim.start()
+        try:
+            def profile(speed: float | None):
+                return profile_from_dict({"name": "some CSMS", "kind": "csms", "adapter": "manual",
+                                          "ocpp_versions": ["2.0.1"], "security_profile": 0, "endpoint": sim.url,
+                                          "pixit": {"depot_station_prefix": "LAB-"} | ({"depot_speed": speed} if speed else {})})
+            too_long = await execute(load_case(case("1h")), profile(None))
+            fast = await execute(load_case(case("4m")), profile(600.0))
+            return too_long, fast, sorted(sim.stations)
+        finally:
+            await sim.stop()
+
+    too_long, fast, seen = asyncio.run(asyncio.wait_for(main(), 40))
+    assert too_long.result.verdict == Verdict.INCONCLUSIVE and "nothing was run" in too_long.result.message
+    assert fast.result.verdict == Verdict.FAIL and "site_limit" in fast.result.message
+    assert seen == ["LAB-BESS", "LAB-C1", "LAB-C2"]

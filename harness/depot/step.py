@@ -13,7 +13,9 @@
 Against the built-in CSMS (the sim adapter) the step attaches the depot controller to the
 simulator the adapter started — with the fault the run was given — and runs in
 accelerated time. Against a real CSMS it connects one station per charger to the DUT's
-endpoint. The verdict: PASS when no invariant is violated; FAIL naming each violated
+endpoint (ids: `pixit.depot_station_prefix` + charger id; the BESS: `pixit.depot_bess_station`)
+in real time, or at `pixit.depot_speed` when the step gives no speed; a run that cannot
+finish within the step's timeout at that pace is INCONCLUSIVE before it starts. The verdict: PASS when no invariant is violated; FAIL naming each violated
 invariant, when, and by how much; INCONCLUSIVE when the stations could not take part
 (refused, not accepted); ERROR for a bad scenario or options. The KPIs become the case
 variable `depot` (in captures.json); the KPIs JSON, violations, profile log and PNG plots
@@ -23,6 +25,7 @@ are published through the case variable `attachments` (name → file).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +61,10 @@ async def run_depot_step(engine: Engine, step: Step) -> str:
         interval = parse_duration(spec.get("meter_interval", 60))
     except (ScenarioError, DepotConfigError, TypeError, ValueError) as exc:
         raise HarnessError(f"depot step ({step.source}:{step.line}): {exc}") from None
-    options = RunOptions(meter_interval_s=interval, speed=speed)
+    pixit = engine.variables.get("pixit") or {}
+    options = RunOptions(meter_interval_s=interval, speed=speed,
+                         station_prefix=str(pixit.get("depot_station_prefix", "")),
+                         bess_station=str(pixit.get("depot_bess_station", "BESS")))
     from ..sim.csms import CsmsSimulator
 
     sim = getattr(engine.adapter, "sim", None)
@@ -77,9 +83,14 @@ async def run_depot_step(engine: Engine, step: Step) -> str:
         if not endpoint:
             raise HarnessError("depot step: the harness plays the charging stations here; the case's role must be cs")
         kw["csms_url"] = endpoint
-        if speed is None:
-            kw["options"] = RunOptions(meter_interval_s=interval, speed=1.0)
+        if speed is None:        # a real CSMS: real time, or the speed-up its PIXIT says it supports
+            kw["options"] = dataclasses.replace(options, speed=float(pixit.get("depot_speed", 1.0)))
     budget = float(step.spec.get("timeout", engine.case.timeout))
+    pace = kw["options"].speed
+    if pace is not None and (depot.end_s - depot.start_s) / pace > budget:
+        raise Inconclusive(f"{depot.name} takes {(depot.end_s - depot.start_s) / pace:,.0f} s at {pace:g}× real time, "
+                           f"more than the step's {budget:g} s: give the step a `duration:` or `timeout:`, or "
+                           "pixit.depot_speed the CSMS supports; nothing was run")
     try:
         result = await asyncio.wait_for(run_depot_async(depot, **kw), budget)
     except asyncio.TimeoutError:
