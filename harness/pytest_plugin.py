@@ -178,7 +178,7 @@ class CaseItem(pytest.Item):
             from .report.publish import publish_case
 
             publish_case(Path(outdir), self.case, result, self.execution.trace if self.execution else None,
-                         profile, fault=fault)
+                         profile, fault=fault, logs=self.execution.logs if self.execution else None)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         exc = excinfo.value

@@ -40,13 +40,15 @@ def redactor_for(profiles: Iterable[DutProfile]) -> Redactor:
 
 
 def publish_case(outdir: Path, case: TestCase, result: CaseResult, trace: Trace | None, profile: DutProfile,
-                 *, fault: str | None) -> None:
+                 *, fault: str | None, logs: dict[str, str] | None = None) -> None:
     redactor = redactor_for([profile])
     params = {"DUT": profile.name, "OCPP version": case.ocpp,
               "harness role": "CSMS" if case.role == "csms" else "charging station"}
     if fault:
         params["simulator fault"] = fault
     extra = {"verdict.txt": (result.summary(), "text/plain")}
+    for name, text in (logs or {}).items():      # DUT logs an adapter fetched (e.g. docker's dut.log)
+        extra[name] = (text, "text/plain")
     if result.captures:
         extra["captures.json"] = (json.dumps(result.captures, indent=1, default=str), "application/json")
     # Evidence files next to the results (frames, SVG sequence diagram, pcap); the diagram
