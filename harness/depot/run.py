@@ -235,6 +235,8 @@ class DepotOcppRun:
         self.wide_lim = self.cab_kw.copy()              # per charger: min(cabinet, station-wide limit)
         self._wide_until = np.full(len(depot.chargers), -math.inf)
         self._wide_track: list[Any] = [None] * len(depot.chargers)
+        self._revision = -1
+        self._next_change = -math.inf
         self.bess: DepotStation | None = None
         self.bess_e = 0.0
         self.bess_p_prev = 0.0
@@ -349,6 +351,32 @@ class DepotOcppRun:
     async def step(self, k: int, t: float, s: DepotState) -> None:
         """Stages 1–3 of the module docstring for control step k."""
         await self.clock.reach(t)
+        busy = self.report(k, t)
+        if busy:
+            await asyncio.gather(*(st.flush() for st in busy))
+        await self.clock.advance(t)
+        self._step_count += 1
+
+    def step_sync(self, k: int, t: float, runner: Callable[[Coroutine[Any, Any, None]], Any]) -> None:
+        """`step` for accelerated time in this thread: the event loop runs only when something goes
+        on the wire (most steps need none)."""
+        busy = self.report(k, t)
+        if busy:
+            runner(self._flush_and_advance(busy, t))
+        else:
+            pending = self.clock.plan_all(t)
+            if pending is None:
+                runner(self.clock.advance(t))
+            elif pending:
+                runner(_gather(pending))
+        self._step_count += 1
+
+    async def _flush_and_advance(self, busy: set[DepotStation], t: float) -> None:
+        await asyncio.gather(*(st.flush() for st in busy))
+        await self.clock.advance(t)
+
+    def report(self, k: int, t: float) -> set[DepotStation]:
+        """Stage 2: queue what the stations tell the CSMS at step k; the stations with something to send."""
         trucks = self.depot.trucks
         ev = self._plan_events.get(k)
         busy: set[DepotStation] = set()
@@ -423,22 +451,14 @@ class DepotOcppRun:
                     due_t = t + st.heartbeat_s
                 nxt = min(nxt, due_t)
             self._next_heartbeat = nxt
-        if busy:
-            await asyncio.gather(*(st.flush() for st in busy))
-        await self.clock.advance(t)
-        self._step_count += 1
+        return busy
 
-    def deliver(self, k: int, t: float, s: DepotState) -> Allocation:
-        """Stage 4: what every truck and the BESS draw during step k."""
-        dt = self.depot.step_s
-        dt_h = dt / 3600.0
-        need = s.ev_need_kwh
-        lim = s.ev_limit_kw
-        want = np.minimum(np.minimum(self.rating, lim), need * (3600.0 / dt))
-        want = np.where(self.occ, np.maximum(want, 0.0), 0.0)
+    def _refresh_limits(self, t: float) -> None:
+        """Re-read the limits in force from the stations' laid-out profiles (after a profile
+        arrived or a period boundary passed)."""
         own = self.own_lim
-        for idx in np.flatnonzero(self.occ).tolist():
-            tr = self.slots[idx].evse.own
+        for idx, slot in enumerate(self.slots):
+            tr = slot.evse.own
             if tr is not self._own_track[idx] or t >= self.own_until[idx]:
                 v, until = tr.value(t)
                 own[idx] = math.inf if v is None else max(v, 0.0)
@@ -451,7 +471,21 @@ class DepotOcppRun:
                 self.wide_lim[ci] = self.cab_kw[ci] if v is None else min(self.cab_kw[ci], max(v, 0.0))
                 self._wide_until[ci] = until
                 self._wide_track[ci] = tr
-        p = np.minimum(want, own)
+        self._next_change = min(float(self.own_until.min()), float(self._wide_until.min()))
+
+    def deliver(self, k: int, t: float, s: DepotState) -> Allocation:
+        """Stage 4: what every truck and the BESS draw during step k."""
+        dt = self.depot.step_s
+        dt_h = dt / 3600.0
+        need = s.ev_need_kwh
+        lim = s.ev_limit_kw
+        want = np.minimum(np.minimum(self.rating, lim), need * (3600.0 / dt))
+        want = np.where(self.occ, np.maximum(want, 0.0), 0.0)
+        revision = sum(st.revision for st in self.stations)
+        if revision != self._revision or t >= self._next_change:
+            self._refresh_limits(t)
+            self._revision = revision
+        p = np.minimum(want, self.own_lim)
         sums = np.bincount(self.cab, weights=p, minlength=len(self.cab_kw))
         over = sums > self.wide_lim + 1e-9
         if over.any():     # the charger shares what it may draw in proportion to what each EVSE could take
@@ -526,12 +560,21 @@ class DepotOcppRun:
         }
 
 
-class OcppDepotController:
-    """The replay's controller: each `decide` is one control step of `DepotOcppRun` over OCPP."""
+async def _gather(aws: list[Any]) -> None:
+    await asyncio.gather(*aws)
 
-    def __init__(self, run: DepotOcppRun, runner: Callable[[Coroutine[Any, Any, None]], Any]):
+
+class OcppDepotController:
+    """The replay's controller: each `decide` is one control step of `DepotOcppRun` over OCPP.
+
+    `same_thread`: the run's event loop belongs to this thread and is not running between
+    steps (`run_depot`), so in accelerated time a step with nothing on the wire skips the loop."""
+
+    def __init__(self, run: DepotOcppRun, runner: Callable[[Coroutine[Any, Any, None]], Any], *,
+                 same_thread: bool = False):
         self.run = run
         self.runner = runner
+        self.fast = same_thread and run.clock.accelerated
         self.name = f"OCPP 2.0.1 → {run.csms_label()}"
 
     def reset(self) -> None:
@@ -540,7 +583,11 @@ class OcppDepotController:
     def decide(self, state: DepotState, t: float) -> Allocation:
         r = self.run
         k = int(round((t - r.depot.start_s) / r.depot.step_s))
-        self.runner(r.step(k, t, state))
+        if self.fast:
+            r.clock.t = float(t)
+            r.step_sync(k, t, self.runner)
+        else:
+            self.runner(r.step(k, t, state))
         return r.deliver(k, t, state)
 
 
@@ -553,7 +600,7 @@ def run_depot(depot: Depot, **kw: Any) -> DepotOcppResult:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(run.start())
-        controller = OcppDepotController(run, loop.run_until_complete)
+        controller = OcppDepotController(run, loop.run_until_complete, same_thread=True)
         depot_result = replay(depot, controller)
         return run.result(depot_result)
     finally:

@@ -133,6 +133,7 @@ class DepotStation:
         self.conn: OcppConnection | None = None
         self.installed: list[Installed] = []
         self.station_track = Track()
+        self.revision = 0                  # bumped whenever a limit track is laid out anew
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self.last_sent_t = -math.inf
         self.heartbeat_s = 60.0
@@ -434,11 +435,13 @@ class DepotStation:
                if (i.profile.purpose in (TX, TX_DEFAULT) and i.profile.evse_id in (0, e.evse_id))
                or (i.profile.purpose == EXTERNAL and i.profile.evse_id == e.evse_id)]
         e.own = self._lay_out(own, e.evse_id, e)
+        self.revision += 1
 
     def recompute_station(self) -> None:
         wide = [i.profile for i in self.installed
                 if i.profile.purpose == STATION_MAX or (i.profile.purpose == EXTERNAL and i.profile.evse_id == 0)]
         self.station_track = self._lay_out(wide, 0, None)
+        self.revision += 1
 
     # ---- power -------------------------------------------------------------------------------
 

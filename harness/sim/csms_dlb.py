@@ -42,7 +42,7 @@ from bisect import bisect_right
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 import numpy as np
 
@@ -164,14 +164,18 @@ class DepotDlb:
         self.cabinet_kw = np.array(site.cabinet_kw, dtype=float)
         # per EVSE, what the chargers told the CSMS
         self.tx: list[str | None] = [None] * E
+        self.plugged = np.zeros(E, dtype=bool)
+        self.cap_kw = np.minimum(self.rating, self.cabinet_kw[self.cabinet])
         self.arrival = np.full(E, math.inf)
         self.departure = np.full(E, math.inf)
         self.amount_wh = np.zeros(E)           # energyAmount of the latest NotifyEVChargingNeeds
-        self.reg_at_needs = np.full(E, math.nan)
-        self.reg = np.full(E, math.nan)        # latest Energy.Active.Import.Register (Wh) …
+        self.base_wh = np.zeros(E)             # the register when the needs were sent (what energyAmount counts from)
+        self.base_pending = np.zeros(E, dtype=bool)   # needs known, register not yet: the first reading is the base
+        self.reg = np.zeros(E)                 # latest Energy.Active.Import.Register (Wh) …
         self.reg_t = np.zeros(E)               # … and when it was read
+        self.reg_known = np.zeros(E, dtype=bool)
         self.power_kw = np.zeros(E)            # latest Power.Active.Import
-        self.ev_max_kw = np.zeros(E)
+        self.ev_max_kw = np.zeros(E)           # 0 where nothing is plugged
         self.learned_kw = np.full(E, math.inf) # what a tapering truck takes at most now
         self.suspended_ev = np.zeros(E, dtype=bool)
         self.has_needs = np.zeros(E, dtype=bool)
@@ -239,11 +243,15 @@ class DepotDlb:
         t = self._time(p.get("timestamp"))
         if event == "Started":
             self.tx[i] = tx_id
+            self.plugged[i] = True
             self.arrival[i] = t
             self.departure[i] = t + NO_NEEDS_DEPARTURE_S
             self.amount_wh[i] = NO_NEEDS_ENERGY_KWH * 1000.0
-            self.reg_at_needs[i] = math.nan
-            self.reg[i] = math.nan
+            self.base_wh[i] = 0.0
+            self.base_pending[i] = True
+            self.reg[i] = 0.0
+            self.reg_known[i] = False
+            self.reg_t[i] = t
             self.power_kw[i] = 0.0
             self.ev_max_kw[i] = self.rating[i]
             self.learned_kw[i] = math.inf
@@ -261,7 +269,10 @@ class DepotDlb:
             self._ev_meter(i, self._time(ts) if ts else t, values, state)
         if event == "Ended":
             self.tx[i] = None
+            self.plugged[i] = False
             self.arrival[i] = self.departure[i] = math.inf
+            self.ev_max_kw[i] = 0.0
+            self.power_kw[i] = 0.0
             self.sent_kw[i] = math.nan
             self.churn += 1
 
@@ -269,8 +280,10 @@ class DepotDlb:
         if ENERGY in values:
             self.reg[i] = values[ENERGY]
             self.reg_t[i] = t
-            if math.isnan(self.reg_at_needs[i]) and self.has_needs[i]:
-                self.reg_at_needs[i] = values[ENERGY]
+            self.reg_known[i] = True
+            if self.base_pending[i]:
+                self.base_wh[i] = values[ENERGY]
+                self.base_pending[i] = False
         if POWER in values:
             kw = values[POWER] / 1000.0
             self.power_kw[i] = kw
@@ -300,7 +313,9 @@ class DepotDlb:
             self.amount_wh[i] = float(ac.get("energyAmount", self.amount_wh[i]))
             self.ev_max_kw[i] = float(ac.get("evMaxCurrent", 0)) * 230.0 * 3 / 1000.0 or self.rating[i]
         self.has_needs[i] = True
-        self.reg_at_needs[i] = self.reg[i]      # NaN until the first register reading: then that one
+        if self.reg_known[i]:                    # energyAmount counts from now (else: from the first reading)
+            self.base_wh[i] = self.reg[i] + self.power_kw[i] * max(self._time(None) - self.reg_t[i], 0.0) / 3.6
+            self.base_pending[i] = False
 
     def _bess_meter(self, meter_values: list[dict[str, Any]] | None) -> None:
         b = self.site.bess
@@ -324,14 +339,13 @@ class DepotDlb:
     def state(self, t: float) -> DepotState:
         """The controller's view at `t`, built from what the stations reported."""
         site = self.site
-        plugged = np.array([x is not None for x in self.tx], dtype=bool)
-        est_reg = np.where(np.isnan(self.reg), 0.0, self.reg) + self.power_kw * 1000.0 * np.maximum(t - self.reg_t, 0.0) / 3600.0
-        base = np.where(np.isnan(self.reg_at_needs), np.where(np.isnan(self.reg), 0.0, self.reg), self.reg_at_needs)
-        need = np.maximum(self.amount_wh - (est_reg - base), 0.0) / 1000.0
-        need = np.where(plugged & ~self.suspended_ev, need, 0.0)
-        limit = np.where(plugged, np.minimum(self.ev_max_kw, self.learned_kw), 0.0)
-        full = np.minimum(np.minimum(limit, self.rating), self.cabinet_kw[self.cabinet])
-        ttt = np.where(full > 0, need / np.maximum(full, 1e-9) * 3600.0, 0.0)
+        plugged = self.plugged
+        since = np.maximum(t - self.reg_t, 0.0)
+        delivered = np.where(self.reg_known, self.reg - self.base_wh, 0.0) + self.power_kw * since * (1000.0 / 3600.0)
+        need = np.maximum(self.amount_wh - delivered, 0.0) * (plugged & ~self.suspended_ev) / 1000.0
+        limit = np.minimum(self.ev_max_kw, self.learned_kw)
+        full = np.minimum(limit, self.cap_kw)
+        ttt = np.where(full > 0, need * 3600.0 / np.maximum(full, 1e-9), 0.0)
         s = self._state
         if s is None:
             s = self._state = DepotState(
@@ -341,9 +355,9 @@ class DepotDlb:
                 ev_departure_s=self.departure, ev_time_to_target_s=ttt, site_limit_kw=0.0, pv_kw=0.0,
                 price=0.0, tariff=site.tariff, bess=self.bess_view, bess_energy_kwh=self.bess_e)
         s.t = t
-        s.plugged, s.ev_limit_kw, s.ev_need_kwh, s.ev_time_to_target_s = plugged, limit, need, ttt
-        s.ev_arrival_s = np.where(plugged, self.arrival, math.inf)
-        s.ev_departure_s = np.where(plugged, self.departure, math.inf)
+        s.plugged, s.ev_limit_kw, s.ev_need_kwh, s.ev_time_to_target_s = plugged.copy(), limit, need, ttt
+        s.ev_arrival_s = self.arrival.copy()         # +inf where nothing is plugged
+        s.ev_departure_s = self.departure.copy()
         s.site_limit_kw = self._limit_v[max(bisect_right(self._limit_t, t) - 1, 0)]
         s.pv_kw = float(np.interp(t % DAY_S, *self._pv)) if self._pv is not None else 0.0
         s.price = self._price_v[bisect_right(self._price_t, t % DAY_S) - 1]      # -1 → the last period (wraps)
@@ -354,20 +368,28 @@ class DepotDlb:
 
     async def tick(self, t: float) -> None:
         """One control step: decide, then send each changed setpoint (see the module docstring)."""
+        sends = self.plan(t)
+        if sends is not None:
+            await sends
+
+    def plan(self, t: float) -> Coroutine[Any, Any, None] | None:
+        """The synchronous half of a tick: decide, and return the sending still to do (None: the
+        decision changed nothing on the wire and the step is complete)."""
         self.ticks += 1
         state = self.state(t)
         self.churn = 0
         alloc = self.controller.decide(state, t)
         kw = np.asarray(alloc.evse_kw, dtype=float)
         per_station: dict[str, list[tuple[int, int, float, dict[str, Any]]]] = {}
-        for i in np.flatnonzero(state.plugged):
-            new = float(kw[i])
-            old = self.sent_kw[i]
-            if not math.isnan(old) and abs(new - old) < 1e-6:
-                continue
-            e = self.site.evses[i]
-            per_station.setdefault(e.station_id, []).append(
-                (i, e.evse_id, new, self._tx_profile(e.evse_id, PROFILE_ID_BASE + int(i), self.tx[i], new, t)))
+        plugged = np.flatnonzero(state.plugged)
+        if plugged.size:
+            old = self.sent_kw[plugged]
+            changed = plugged[np.isnan(old) | (np.abs(kw[plugged] - old) >= 1e-6)]
+            for i in changed.tolist():
+                new = float(kw[i])
+                e = self.site.evses[i]
+                per_station.setdefault(e.station_id, []).append(
+                    (i, e.evse_id, new, self._tx_profile(e.evse_id, PROFILE_ID_BASE + i, self.tx[i], new, t)))
         bess_kw = float(alloc.bess_kw) if state.bess is not None else 0.0
         if state.bess is not None and self.site.bess_station:
             charge, discharge = self._bess_setpoints(state, bess_kw)
@@ -378,10 +400,19 @@ class DepotDlb:
                     (-evse_id, evse_id, value,
                      self._tx_profile(evse_id, BESS_PROFILE_IDS[evse_id], self.bess_tx[evse_id], value, t)))
         if per_station:
-            await asyncio.gather(*(self._send_all(sid, items, t) for sid, items in per_station.items()))
-        # carry the BESS energy forward with what it was told to do (resynced by its SoC readings)
+            return self._send_then_account(per_station, t, state.bess is not None)
+        self._account(state.bess is not None)
+        return None
+
+    async def _send_then_account(self, per_station: dict[str, list[tuple[int, int, float, dict[str, Any]]]], t: float,
+                                 bess_driven: bool) -> None:
+        await asyncio.gather(*(self._send_all(sid, items, t) for sid, items in per_station.items()))
+        self._account(bess_driven)
+
+    def _account(self, bess_driven: bool) -> None:
+        """Carry the BESS energy forward with what it was told to do (resynced by its SoC readings)."""
         b = self.site.bess
-        if b is not None and state.bess is not None:
+        if b is not None and bess_driven:
             pb = self._bess_effective()
             self.bess_kw = pb
             self.bess_e += (pb * b.eta if pb >= 0 else pb / b.eta) * self.site.step_s / 3600.0
@@ -444,7 +475,7 @@ def attach_depot(sim: CsmsSimulator, site: DepotSite, clock: Any, *, passwords: 
         sim.cfg.passwords.update(passwords)     # the password check reads this mapping live
     sim.dlb = dlb
     sim.clock = clock                           # BootNotification/Heartbeat currentTime on the depot's clock
-    clock.subscribe(dlb.tick)
+    clock.subscribe(dlb.tick, plan=dlb.plan)
     return dlb
 
 

@@ -14,7 +14,8 @@ schedule all agree.
   the DUT supports it; `advance(t)` sleeps until the wall clock reaches t. Day 0 is
   placed so that the scenario start is "now" on the wire.
 
-Every subscriber is `async def tick(t: float) -> None`.
+Every subscriber is `async def tick(t: float) -> None`, optionally with its synchronous half
+(`plan`, see `subscribe`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 Tick = Callable[[float], Awaitable[None]]
+Plan = Callable[[float], "Awaitable[None] | None"]
 
 #: Midnight (UTC) of day 0 in accelerated runs: fixed, so runs are reproducible to the byte.
 EPOCH = datetime(2025, 1, 6, tzinfo=timezone.utc)
@@ -43,6 +45,7 @@ class SimClock:
         self.t = float(start_s)
         self.epoch_ts = epoch.timestamp()
         self._subscribers: list[Tick] = []
+        self._plans: dict[Tick, Plan] = {}
         self._iso_cache: tuple[float, str] = (float("nan"), "")
 
     # --- reading
@@ -73,12 +76,31 @@ class SimClock:
         return dt.timestamp() - self.epoch_ts
 
     # --- moving
-    def subscribe(self, tick: Tick) -> None:
+    def subscribe(self, tick: Tick, plan: Plan | None = None) -> None:
+        """`tick(t)` runs at every step. `plan(t)`, if given, is its synchronous first half: it does
+        the tick's work and returns the part that must still be awaited (None: nothing), so a
+        step where nothing goes on the wire needs no event loop at all (`plan_all`)."""
         self._subscribers.append(tick)
+        if plan is not None:
+            self._plans[tick] = plan
 
     def unsubscribe(self, tick: Tick) -> None:
         if tick in self._subscribers:
             self._subscribers.remove(tick)
+        self._plans.pop(tick, None)
+
+    def plan_all(self, t: float) -> list[Awaitable[None]] | None:
+        """Reach `t` and run every subscriber's synchronous half; the awaitables still to do, or
+        None when a subscriber has no synchronous half (use `advance`). Accelerated time only."""
+        if not self.accelerated or any(tick not in self._plans for tick in self._subscribers):
+            return None
+        self.t = float(t)
+        pending = []
+        for tick in list(self._subscribers):
+            rest = self._plans[tick](self.t)
+            if rest is not None:
+                pending.append(rest)
+        return pending
 
     async def reach(self, t: float) -> None:
         """Make `t` the current step (a simulated clock simply jumps there)."""
@@ -88,7 +110,13 @@ class SimClock:
         """Reach `t`, then run every subscriber for it, in subscription order."""
         await self.reach(t)
         for tick in list(self._subscribers):
-            await tick(self.t)
+            plan = self._plans.get(tick)
+            if plan is None:
+                await tick(self.t)
+            else:
+                rest = plan(self.t)
+                if rest is not None:
+                    await rest
 
     def describe(self) -> str:
         return "accelerated simulated time (one control step per advance, no sleeping)"
