@@ -58,6 +58,8 @@ def run(
     out: Path = typer.Option(Path("reports"), "--out", help="the run's reports folder"),
     duration: Optional[str] = typer.Option(None, help="cut the scenario to this long from its start (e.g. 2h)"),
     meter_interval: float = typer.Option(60.0, help="seconds between periodic meter values of a charging truck"),
+    reconnect_every: float = typer.Option(0.0, help="each charger drops and reopens its websocket this often "
+                                                    "(simulated seconds, staggered; 0 = never)"),
     plots: bool = typer.Option(True, help="write the PNG plots"),
 ) -> None:
     """Run a depot scenario against a CSMS over OCPP 2.0.1; judge every invariant at every step."""
@@ -73,7 +75,8 @@ def run(
         profile = load_profile(dut) if dut else None
         if fault and fault not in CSMS_FAULTS:
             raise DepotConfigError(f"unknown CSMS fault {fault!r}; try `charger-harness sim csms --list-faults`")
-        kw = run_kwargs(profile, fault=fault, speed=speed, options=RunOptions(meter_interval_s=meter_interval))
+        kw = run_kwargs(profile, fault=fault, speed=speed, options=RunOptions(meter_interval_s=meter_interval,
+                                                                                 reconnect_every_s=reconnect_every))
     except (ScenarioError, ProfileError, DepotConfigError) as exc:
         console.print(f"[red]cannot run:[/] {exc}")
         raise typer.Exit(2)

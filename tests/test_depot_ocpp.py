@@ -316,3 +316,12 @@ def test_depot_step_against_a_real_csms_endpoint(tmp_path: Path) -> None:
     assert too_long.result.verdict == Verdict.INCONCLUSIVE and "nothing was run" in too_long.result.message
     assert fast.result.verdict == Verdict.FAIL and "site_limit" in fast.result.message
     assert seen == ["LAB-BESS", "LAB-C1", "LAB-C2"]
+
+
+def test_reconnect_churn_keeps_the_reference_passing() -> None:
+    """Every charger (and the BESS) drops and reopens its websocket every 5 simulated minutes;
+    the CSMS keeps its depot model across reconnects and every invariant still holds."""
+    r = run_depot(short_depot(), options=RunOptions(reconnect_every_s=300))
+    assert r.ok, r.summary()
+    assert r.kpis["ocpp"]["reconnects"] == 3 * 12 and r.kpis["ocpp"]["protocol_problems"] == 0
+    assert sum(1 for e in r.trace.entries if e.kind == "CONNECT") >= 3 * 12

@@ -11,7 +11,8 @@ chargers actually deliver. Per control step k (scenario time t):
    StatusNotification Available), trucks that plugged in (StatusNotification Occupied,
    TransactionEvent Started, NotifyEVChargingNeeds with departureTime and energyAmount),
    meter values that are due (every `meter_interval_s`, or when a truck's power moved by
-   `deadband_kw` or its charging state changed), the BESS's meter values, heartbeats —
+   `deadband_kw` or its charging state changed), the BESS's meter values, heartbeats; a
+   charger due to reconnect (`reconnect_every_s`) first drops and reopens its websocket —
    each station sends its CALLs one at a time and waits for the answer;
 3. the clock ticks at t: the CSMS simulator's DLB controller (`sim.csms_dlb`) decides and
    sends SetChargingProfile; the tick returns once every station answered (a real CSMS
@@ -128,6 +129,7 @@ class RunOptions:
     bess_station: str = BESS_ID
     speed: float | None = None          # None: accelerated (built-in CSMS only); else × real time
     heartbeats: bool = True
+    reconnect_every_s: float = 0.0      # each charger drops and reopens its websocket this often (0: never)
     trace_keep: int = 2000
     csms_settings: dict[str, Any] = field(default_factory=dict)   # DepotDlb parameters (built-in CSMS)
 
@@ -245,6 +247,7 @@ class DepotOcppRun:
         self._plug_t: dict[str, float] = {}
         self._step_count = 0
         self._next_heartbeat = -math.inf
+        self._next_reconnect = -math.inf
         self.wall0 = 0.0
 
     def station_id(self, charger_id: str) -> str:
@@ -441,6 +444,16 @@ class DepotOcppRun:
         if self.bess is not None and t - self.bess_report_t >= self.opt.meter_interval_s - 1e-9:
             self._bess_meter(100.0 * self.bess_e / self.depot.site.bess.capacity_kwh, None)   # type: ignore[union-attr]
             busy.add(self.bess)
+        every = self.opt.reconnect_every_s
+        if every > 0 and t >= self._next_reconnect:
+            n = len(self.stations)
+            for j, st in enumerate(self.stations):       # staggered: one station at a time
+                phase = (t - self.depot.start_s - (j + 1) * every / (n + 1)) % every
+                if phase < self.depot.step_s:
+                    st.reconnect_pending = True
+                    st.queue("Heartbeat", {})            # the CSMS has the new connection before it decides
+                    busy.add(st)
+            self._next_reconnect = t + self.depot.step_s
         if self.opt.heartbeats and t >= self._next_heartbeat:
             nxt = math.inf
             for st in self.stations:
@@ -554,6 +567,7 @@ class DepotOcppRun:
             "plug_in_to_tx_profile_p99_s": float(np.percentile(lat, 99)) if lat else None,
             "sessions_without_tx_profile": never,
             "protocol_problems": len(self.log.problems),
+            "reconnects": sum(st.reconnects for st in self.stations),
             "clock": self.clock.describe(),
             "max_lag_s": getattr(self.clock, "max_lag_s", 0.0),
             "wall_s": wall,

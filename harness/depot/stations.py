@@ -134,6 +134,10 @@ class DepotStation:
         self.installed: list[Installed] = []
         self.station_track = Track()
         self.revision = 0                  # bumped whenever a limit track is laid out anew
+        self.reconnect_pending = False
+        self.reconnects = 0
+        self._url = ""
+        self._security: SecurityProfile | None = None
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self.last_sent_t = -math.inf
         self.heartbeat_s = 60.0
@@ -147,7 +151,27 @@ class DepotStation:
             self.conn = await connect_station(url, self.station_id, (VERSION,), self.trace, security)
         except Exception as exc:
             raise StationError(f"station {self.station_id} could not connect to {url}: {type(exc).__name__}: {exc}") from exc
+        self._url, self._security = url, security
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name=f"depot-{self.station_id}")
+
+    async def reconnect(self) -> None:
+        """Drop the websocket and open a new one (no reboot: 2.0.1 sends no BootNotification;
+        transactions and profiles live on). The first CALL on the new connection follows."""
+        self.closing = True
+        if self.conn is not None:
+            await self.conn.close(1001, "depot charger reconnects")
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.closing = False
+        self.reconnects += 1
+        try:
+            await self.connect(self._url, self._security)
+        except StationError as exc:
+            self._problem(f"{self.station_id}: could not reconnect: {exc}")
 
     async def boot(self) -> None:
         model = "DepotBESS" if self.kind == "bess" else "DepotCharger"
@@ -179,6 +203,9 @@ class DepotStation:
         self.outbox.append((action, payload))
 
     async def flush(self) -> None:
+        if self.reconnect_pending:
+            self.reconnect_pending = False
+            await self.reconnect()
         box, self.outbox = self.outbox, []
         for action, payload in box:
             await self.call(action, payload)

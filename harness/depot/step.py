@@ -7,6 +7,7 @@
     speed: 10                      # optional: × real time (default: accelerated with the built-in CSMS,
                                    #   real time with a real CSMS)
     meter_interval: 60             # optional: seconds between periodic meter values
+    reconnect_every: 30m           # optional: each charger drops and reopens its websocket this often
   timeout: 600                     # the step's wall-clock budget (default: the case's)
 ```
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ..scenario.engine import Engine
     from ..scenario.model import Step
 
-KEYS = ("scenario", "duration", "speed", "meter_interval")
+KEYS = ("scenario", "duration", "speed", "meter_interval", "reconnect_every")
 REQUIREMENT = "depot DLB invariants (harness/smart/depot_sim.py); OCPP 2.0.1 K01, K15"
 KPI_KEYS = ("energy_delivered_kwh", "unmet_energy_kwh", "feasible_trucks", "feasible_reached", "peak_import_kw",
             "limit_violations", "limit_violation_s", "energy_above_limit_kwh", "reaction_latency_p50_s",
@@ -59,10 +60,11 @@ async def run_depot_step(engine: Engine, step: Step) -> str:
         depot = load_depot(spec["scenario"], spec.get("duration"))
         speed = None if spec.get("speed") in (None, 0) else float(spec["speed"])
         interval = parse_duration(spec.get("meter_interval", 60))
+        reconnect = parse_duration(spec["reconnect_every"]) if spec.get("reconnect_every") else 0.0
     except (ScenarioError, DepotConfigError, TypeError, ValueError) as exc:
         raise HarnessError(f"depot step ({step.source}:{step.line}): {exc}") from None
     pixit = engine.variables.get("pixit") or {}
-    options = RunOptions(meter_interval_s=interval, speed=speed,
+    options = RunOptions(meter_interval_s=interval, speed=speed, reconnect_every_s=reconnect,
                          station_prefix=str(pixit.get("depot_station_prefix", "")),
                          bess_station=str(pixit.get("depot_bess_station", "BESS")))
     from ..sim.csms import CsmsSimulator
