@@ -338,6 +338,8 @@ from .cli_stress import register  # noqa: E402  (stress fleet, stress csms)
 register(app)
 from .cli_depot import depot_app  # noqa: E402  (depot run, depot charger, depot list)
 app.add_typer(depot_app, name="depot")
+from .cli_pki import pki_app  # noqa: E402  (pki init)
+app.add_typer(pki_app, name="pki")
 
 if __name__ == "__main__":
     app()

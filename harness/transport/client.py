@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import ssl
 from urllib.parse import quote
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from ..ocpp import schemas
 from ..ocpp.connection import OcppConnection
 from ..ocpp.trace import Trace
-from .security import SecurityProfile
+from .security import SecurityProfile, tls_reason
 
 
 class UnexpectedSubprotocol(Exception):
@@ -29,6 +30,26 @@ class HandshakeRefused(Exception):
         super().__init__(f"handshake refused: HTTP {status} {body.strip()}")
         self.status = status
         self.body = body
+
+
+class TlsHandshakeFailed(HandshakeRefused):
+    """The TLS handshake did not complete: the server's certificate was not trusted, or the
+    server refused ours (profile 3), or no common TLS version/cipher (status 0, reason in body)."""
+
+    def __init__(self, reason: str):
+        Exception.__init__(self, f"TLS handshake failed: {reason}")
+        self.status = 0
+        self.body = reason
+        self.reason = reason
+
+
+def _tls_cause(exc: BaseException) -> BaseException | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def connect_station(
@@ -66,6 +87,19 @@ async def connect_station(
         body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
         trace.event(station_id, f"handshake refused by back end: HTTP {exc.response.status_code} {body.strip()}", "REFUSED")
         raise HandshakeRefused(exc.response.status_code, body) from None
+    except (ssl.SSLError, InvalidMessage, ConnectionError, EOFError) as exc:
+        if not url.startswith("wss:"):
+            raise
+        cause = _tls_cause(exc)
+        if cause is None and isinstance(exc, ssl.SSLError):
+            cause = exc
+        # TLS 1.3: a client certificate is judged after our side finished; the refusal arrives
+        # as an alert on the first read, or as a bare close.
+        reason = tls_reason(cause) if cause is not None else \
+            ("the server closed the connection during the TLS handshake (it may have refused our client certificate "
+             f"or TLS version; {type(exc).__name__}: {exc or 'no details'})")
+        trace.event(station_id, f"TLS handshake failed: {reason}", "REFUSED")
+        raise TlsHandshakeFailed(reason) from None
     if ws.subprotocol is None or str(ws.subprotocol) not in schemas.VERSION_OF_SUBPROTOCOL:
         trace.event(station_id, f"back end accepted with subprotocol {ws.subprotocol!r}", "CONNECT")
         await ws.close()

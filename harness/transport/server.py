@@ -4,7 +4,9 @@ A charging station connects to `ws[s]://host:port/<path>/<station id>` offering 
 more subprotocols (`ocpp1.6`, `ocpp2.0.1`). The server picks the first of its own
 versions the station offers, checks Basic auth for profiles 1–2, and hands each accepted
 connection over as an `OcppConnection` on `accepted`. Every refused handshake is
-recorded with its reason on `refusals` (a DUT using the wrong password is evidence too).
+recorded with its reason on `refusals` (a DUT using the wrong password is evidence too);
+with TLS (profiles 2–3) a failed TLS handshake is recorded too (status 0, "TLS handshake
+failed: certificate verify failed: …"), since asyncio itself keeps it quiet.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from websockets.http11 import Request, Response
 from ..ocpp import schemas
 from ..ocpp.connection import OcppConnection
 from ..ocpp.trace import Trace
-from .security import SecurityProfile, parse_basic_auth
+from .security import SecurityProfile, parse_basic_auth, record_handshake_failures
 
 # Decides whether a station id / password pair may connect. None = no auth required.
 PasswordCheck = Callable[[str, str], bool]
@@ -60,6 +62,8 @@ class OcppServer:
         return [schemas.SUBPROTOCOLS[v] for v in self.versions]
 
     async def start(self) -> "OcppServer":
+        if self.security.ssl_context is not None:
+            record_handshake_failures(self.security.ssl_context, self._tls_refused)
         self._server = await serve(
             self._handler, self.host, self.port,
             subprotocols=self.subprotocols,  # type: ignore[arg-type]
@@ -82,6 +86,10 @@ class OcppServer:
         self.refusals.append(Refusal(path, int(status), reason))
         self.trace.event(path, f"handshake refused {int(status)}: {reason}", "REFUSED")
         return connection.respond(status, reason + "\n")
+
+    def _tls_refused(self, reason: str) -> None:
+        self.refusals.append(Refusal("", 0, f"TLS handshake failed: {reason}"))
+        self.trace.event("", f"TLS handshake refused: {reason}", "REFUSED")
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
