@@ -15,6 +15,11 @@ MeterValues): a charger's total ≤ its share + `tolerance_kw` (+ `tolerance_pct
 new limits); the sum over the chargers ≤ the site limit likewise; every SetChargingProfile
 answered Accepted. Reported: per change and charger the reaction latency (first sample
 under the new limit), peaks, samples.
+
+ChargingStationExternalConstraints are meant to come from an external system (an EMS or
+DSO interface), which the charger then reports with NotifyChargingLimit; sending them with
+SetChargingProfile stands in for that channel. A charger that refuses them from the CSMS
+is not at fault: the check is then inconclusive (`ChargerCheckError`), not a FAIL.
 """
 
 from __future__ import annotations
@@ -279,6 +284,11 @@ async def check_chargers_async(plan: LimitPlan, *, profile: DutProfile | None = 
                 elif a.frame.payload.get("status") != "Accepted":
                     rejected.append(f"{sid}: SetChargingProfile {plan.purpose} {share:g} kW answered "
                                     f"{a.frame.payload.get('status')} {a.frame.payload.get('statusInfo', '')}")
+            if (n == 0 and plan.purpose == "ChargingStationExternalConstraints" and len(rejected) == len(expected)
+                    and all("answered Rejected" in r for r in rejected)):
+                raise ChargerCheckError("the charger(s) do not take ChargingStationExternalConstraints from the CSMS "
+                                        "(an external system sets those); use ChargingStationMaxProfile: "
+                                        + "; ".join(rejected))
         await asyncio.sleep(max(0.0, csms.t0 + plan.duration_s - time.monotonic()))
         return _judge(plan, expected, csms.samples, rejected, notes)
     finally:
