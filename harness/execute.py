@@ -24,7 +24,7 @@ from .roles.session import CsmsSession, Session, StationSession
 from .scenario.engine import Engine
 from .scenario.model import TestCase
 from .scenario.verdict import CaseResult, StepResult, Verdict
-from .transport.security import SecurityProfile
+from .transport.security import SecurityProfile, tls_security
 from .transport.server import OcppServer
 
 TEARDOWN_TIMEOUT = 10.0
@@ -90,8 +90,12 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
             dut_url = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
             if isinstance(adapter, DockerAdapter):   # the container's CSMS must accept connections
                 await adapter.ensure_running(lambda: _port_open(dut_url))
-            security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0 else 0,
-                                       profile.station_id, profile.password)
+            if profile.security_profile >= 2:   # wss: verify the CSMS DUT's certificate; profile 3: present ours
+                security = tls_security(profile.security_profile, "client", dict(profile.tls),
+                                        profile.station_id, profile.password)
+            else:
+                security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0
+                                           else 0, profile.station_id, profile.password)
             session = StationSession(case.ocpp, trace, dut_url, profile.station_id, security)
         engine = Engine(case, session, adapter, variables, on_step=on_step)
         result = await engine.run()
@@ -153,7 +157,11 @@ def _is_persistent(profile: DutProfile) -> bool:
 async def _csms_endpoint(case: TestCase, profile: DutProfile, trace: Trace) -> CsmsEndpoint:
     password = profile.password
     check = (lambda station_id, pw: pw == password) if password and profile.security_profile >= 1 else None
-    security = SecurityProfile(1 if check else 0)
+    if profile.security_profile >= 2:   # wss with the harness's server certificate; profile 3: mutual TLS
+        security = tls_security(profile.security_profile, "server", dict(profile.tls))
+        check = check if profile.security_profile == 2 else None
+    else:
+        security = SecurityProfile(1 if check else 0)
     pixit = dict(profile.pixit)
     if not _is_persistent(profile):
         # Embedded simulator: a fresh server on a free port per case keeps cases independent.

@@ -37,6 +37,7 @@ class DutProfile:
     pics: dict[str, bool] = field(default_factory=dict)
     pixit: dict[str, Any] = field(default_factory=dict)
     adapter_options: dict[str, Any] = field(default_factory=dict)
+    tls: dict[str, Path] = field(default_factory=dict)   # ca, cert, key[, crl]: PEM paths (key *contents* never read here)
     path: Path | None = None
 
     @property
@@ -112,10 +113,35 @@ def profile_from_dict(data: Any, path: Path | None = None) -> DutProfile:
         credentials=dict(data.get("credentials") or {}), identity=dict(data.get("identity") or {}),
         pics={str(k): bool(v) for k, v in (data.get("pics") or {}).items()},
         pixit=dict(data.get("pixit") or {}), adapter_options=dict(data.get(adapter) or data.get("options") or {}),
+        tls=_tls_paths(data.get("tls"), path, where, sp),
         path=path,
     )
     _check_adapter(profile, where)
     return profile
+
+
+TLS_KEYS = ("ca", "cert", "key", "crl")
+
+
+def _tls_paths(section: Any, path: Path | None, where: str, sp: int) -> dict[str, Path]:
+    """`tls:` — the harness's own certificate/key (server cert when it plays the CSMS, client cert
+    for profile 3 when it plays the station), the CA bundle and an optional CRL; relative to the profile."""
+    if section is None:
+        if sp >= 2:
+            raise ProfileError(f"{where}: security_profile {sp} needs a tls: section (ca, cert, key) — "
+                               "make a test PKI with `charger-harness pki init`")
+        return {}
+    if not isinstance(section, dict):
+        raise ProfileError(f"{where}: tls must map {', '.join(TLS_KEYS)} to PEM file paths")
+    unknown = sorted(set(map(str, section)) - set(TLS_KEYS))
+    if unknown:
+        raise ProfileError(f"{where}: tls: unknown key(s) {', '.join(unknown)} (known: {', '.join(TLS_KEYS)})")
+    base = path.parent if path else Path.cwd()
+    out = {str(k): (base / str(v)) if not Path(str(v)).is_absolute() else Path(str(v)) for k, v in section.items() if v}
+    missing = [f"tls.{k} ({p})" for k, p in out.items() if not p.is_file()]
+    if missing:
+        raise ProfileError(f"{where}: file not found: {', '.join(missing)}")
+    return out
 
 
 def _check_adapter(profile: DutProfile, where: str) -> None:

@@ -62,6 +62,12 @@ class StationSimConfig:
     meter_interval_s: float = 2.0             # TxUpdated / MeterValueSampleInterval
     reconnect_backoff_s: float = 0.5
     known_tokens: dict[str, str] = field(default_factory=dict)   # local auth cache, unused by default
+    tls_ca: str | None = None                 # profiles 2–3: CA bundle that signs the CSMS certificate
+    tls_cert: str | None = None               # profile 3: the station's client certificate and key (PEM)
+    tls_key: str | None = None
+
+    def tls_files(self) -> dict[str, str]:
+        return {k: v for k, v in (("ca", self.tls_ca), ("cert", self.tls_cert), ("key", self.tls_key)) if v}
 
 
 @dataclass
@@ -76,6 +82,14 @@ class CsmsSimConfig:
     valid_tokens: tuple[str, ...] = ("TRUCK-0001", "TRUCK-0002")
     blocked_tokens: tuple[str, ...] = ("BLOCKED-01",)
     registration: dict[str, str] = field(default_factory=dict)  # station id → Accepted/Pending/Rejected
+    tls_cert: str | None = None               # profiles 2–3: the CSMS server certificate and key (PEM)
+    tls_key: str | None = None
+    tls_ca: str | None = None                 # profile 3: CA bundle for station client certificates
+    tls_crl: str | None = None                # profile 3: revoked station certificates
+
+    def tls_files(self) -> dict[str, str]:
+        return {k: v for k, v in (("cert", self.tls_cert), ("key", self.tls_key), ("ca", self.tls_ca),
+                                  ("crl", self.tls_crl)) if v}
 
 
 class Simulator(Protocol):

@@ -30,7 +30,7 @@ from ..ocpp.connection import (
 )
 from ..ocpp.framing import CallError, CallResult, encode, new_message_id
 from ..ocpp.trace import Trace
-from ..transport.security import SecurityProfile
+from ..transport.security import tls_security
 from ..transport.server import OcppServer, PasswordCheck
 from . import csms16, csms201
 from .api import CsmsSimConfig, UnknownFault, UnknownSimAction
@@ -211,7 +211,7 @@ class CsmsSimulator:
         server_cls = _LaxSubprotocolServer if self.faulty("accepts_unknown_subprotocol") else OcppServer
         self.server = server_cls(
             versions=tuple(cfg.versions), host=cfg.host, port=cfg.port, path_prefix=cfg.path_prefix,
-            security=SecurityProfile(profile=cfg.security_profile), password_check=self._password_check(),
+            security=tls_security(cfg.security_profile, "server", cfg.tls_files()), password_check=self._password_check(),
             trace=self.trace,
         )
 

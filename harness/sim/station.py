@@ -43,7 +43,7 @@ from ..ocpp.connection import Closed, ConnectionLost, Garbage, IncomingCall, Ocp
 from ..ocpp.framing import Call, new_message_id
 from ..ocpp.trace import Trace
 from ..transport.client import connect_station
-from ..transport.security import SecurityProfile
+from ..transport.security import SecurityProfile, tls_security
 from .api import StationSimConfig, UnknownSimAction
 from .ev import EvModel
 from .evse import Evse
@@ -390,6 +390,9 @@ class StationSimulator:
             transport.abort()               # no close frame: the peer sees 1006
 
     def security(self) -> SecurityProfile:
+        if self.cfg.security_profile >= 2:      # wss; profile 3 presents the client certificate
+            return tls_security(self.cfg.security_profile, "client", self.cfg.tls_files(),
+                                self.cfg.station_id, self.cfg.password)
         if self.cfg.password:
             return SecurityProfile(1, self.cfg.station_id, self.cfg.password)
         return SecurityProfile()
