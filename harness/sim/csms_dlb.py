@@ -181,6 +181,7 @@ class DepotDlb:
         self.has_needs = np.zeros(E, dtype=bool)
         self.sent_kw = np.full(E, math.nan)    # setpoint in force (NaN: none sent this session)
         self.sent_t = np.full(E, -math.inf)
+        self.refused: dict[int, float] = {}    # EVSE → the setpoint its station last refused
         self.churn = 0
         # BESS
         b = site.bess
@@ -258,6 +259,7 @@ class DepotDlb:
             self.suspended_ev[i] = False
             self.has_needs[i] = False
             self.sent_kw[i] = math.nan
+            self.refused.pop(i, None)
             self.churn += 1
         elif self.tx[i] != tx_id:
             return
@@ -387,6 +389,8 @@ class DepotDlb:
             changed = plugged[np.isnan(old) | (np.abs(kw[plugged] - old) >= 1e-6)]
             for i in changed.tolist():
                 new = float(kw[i])
+                if self.refused.get(i) == new:
+                    continue                      # the station refused exactly this: don't hammer it every second
                 e = self.site.evses[i]
                 per_station.setdefault(e.station_id, []).append(
                     (i, e.evse_id, new, self._tx_profile(e.evse_id, PROFILE_ID_BASE + i, self.tx[i], new, t)))
@@ -447,7 +451,11 @@ class DepotDlb:
             bess = i < 0
             self.decisions.append(Decision(t, station_id, evse_id, value, status, "bess" if bess else "ev"))
             if status != "Accepted":
+                if not bess:
+                    self.refused[i] = value
                 continue
+            if not bess:
+                self.refused.pop(i, None)
             if bess:
                 self.bess_sent[evse_id] = value
             else:
