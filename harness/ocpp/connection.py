@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from . import schemas
 from .framing import Call, CallError, CallResult, Frame, FramingError, decode, encode, new_message_id
@@ -99,6 +99,10 @@ class OcppConnection:
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _reader: asyncio.Task[None] | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Optional fast path for peers that only answer (simulators, load generators): CALLs are
+    # handled in the reader task itself, one at a time like a real device, with no queue hop.
+    # The handler must not await responses to its own CALLs (the reader would be blocked).
+    answer_calls: Callable[[IncomingCall], Awaitable[None]] | None = None
 
     def start(self) -> "OcppConnection":
         if self._reader is None:
@@ -113,7 +117,9 @@ class OcppConnection:
         try:
             while True:
                 raw = await self.ws.recv()
-                self._on_message(raw)
+                direct = self._on_message(raw)
+                if direct is not None:
+                    await self.answer_calls(direct)   # type: ignore[misc]
         except asyncio.CancelledError:
             reason = "reader cancelled"
             raise
@@ -129,7 +135,7 @@ class OcppConnection:
             self._pending.clear()
             self.inbox.put_nowait(Closed(code, reason))
 
-    def _on_message(self, raw: str | bytes) -> None:
+    def _on_message(self, raw: str | bytes) -> IncomingCall | None:
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         try:
             frame = decode(raw)
@@ -142,8 +148,11 @@ class OcppConnection:
             violation = None if unknown else schemas.validate(self.version, frame.action, "request", frame.payload)
             note = "unknown action" if unknown else (f"schema violation: {violation}" if violation else "")
             self.trace.add("rx", self.peer, text, kind="CALL", action=frame.action, unique_id=frame.unique_id, note=note)
-            self.inbox.put_nowait(IncomingCall(frame, violation, unknown))
-            return
+            event = IncomingCall(frame, violation, unknown)
+            if self.answer_calls is not None:
+                return event
+            self.inbox.put_nowait(event)
+            return None
         pending = self._pending.pop(frame.unique_id, None)
         kind = "CALLRESULT" if isinstance(frame, CallResult) else "CALLERROR"
         if pending is None:

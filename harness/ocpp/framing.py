@@ -45,7 +45,7 @@ class FramingError(ValueError):
     """The text received is not a well-formed OCPP-J frame."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     unique_id: str
     action: str
@@ -56,7 +56,7 @@ class Call:
         return [int(MessageType.CALL), self.unique_id, self.action, self.payload]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallResult:
     unique_id: str
     payload: dict[str, Any]
@@ -66,7 +66,7 @@ class CallResult:
         return [int(MessageType.CALLRESULT), self.unique_id, self.payload]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallError:
     unique_id: str
     error_code: str

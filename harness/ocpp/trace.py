@@ -17,7 +17,7 @@ from typing import Any, Literal
 Direction = Literal["rx", "tx", "event"]   # rx = DUT → harness, tx = harness → DUT
 
 
-@dataclass
+@dataclass(slots=True)   # one per frame: slots make creation and memory cheaper
 class TraceEntry:
     seq: int
     mono: float                 # time.monotonic() at send/receive
