@@ -465,3 +465,27 @@ def test_sequence_view_truncates_long_frames():
     trace.add("rx", "CS1", "x" * 1000, kind="CALL", action="DataTransfer", unique_id="u")
     view = trace.sequence_view()
     assert "… (1000 chars)" in view and "x" * 401 not in view
+
+
+def test_answer_calls_handles_calls_in_the_reader_without_the_queue():
+    async def body() -> None:
+        server = await OcppServer(versions=("2.0.1",)).start()
+        try:
+            client = await connect_station(server.url(), "CS-DIRECT", ("2.0.1",), Trace())
+            conn = (await within(server.accepted.get())).connection
+            seen: list[str] = []
+
+            async def answer(ev: IncomingCall) -> None:
+                seen.append(ev.call.action)
+                await conn.reply(ev.call, {"currentTime": "2026-01-01T00:00:00Z"})
+
+            conn.answer_calls = answer
+            response = await client.call("Heartbeat", {}, timeout=5)
+            assert isinstance(response.frame, CallResult) and response.violation is None
+            assert seen == ["Heartbeat"] and conn.inbox.empty()     # no queue hop
+            await client.close()
+            assert isinstance(await within(conn.next_event()), Closed)   # other events still queue
+        finally:
+            await server.stop()
+
+    run(body())
