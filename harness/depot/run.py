@@ -42,7 +42,7 @@ import numpy as np
 
 from ..ocpp.trace import Trace, TraceEntry
 from ..smart.depot import Depot, clock as clock_text, plug_plan
-from ..smart.depot_sim import DepotResult, Violation, replay
+from ..smart.depot_sim import DepotResult, Judged, Violation, replay
 from ..smart.dlb import Allocation, DepotState
 from ..smart.simclock import SimClock, WallClock
 from ..transport.security import SecurityProfile
@@ -135,7 +135,7 @@ class RunOptions:
 
 
 @dataclass
-class DepotOcppResult:
+class DepotOcppResult(Judged):
     depot: DepotResult
     csms: str                           # what played the CSMS
     clock: str
@@ -146,12 +146,6 @@ class DepotOcppResult:
     trace: CountingTrace
     wall_s: float
 
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def by_invariant(self, name: str) -> list[Violation]:
-        return [v for v in self.violations if v.invariant == name]
 
     def summary(self, max_violations: int = 10) -> str:
         k = self.kpis

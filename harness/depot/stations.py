@@ -160,12 +160,7 @@ class DepotStation:
         self.closing = True
         if self.conn is not None:
             await self.conn.close(1001, "depot charger reconnects")
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
+        await self._stop_reader()
         self.closing = False
         self.reconnects += 1
         try:
@@ -186,16 +181,19 @@ class DepotStation:
                                               "evseId": e.evse_id, "connectorId": 1})
         await self.flush()
 
-    async def close(self) -> None:
-        self.closing = True
-        if self.conn is not None:
-            await self.conn.close(1000, "depot run finished")
+    async def _stop_reader(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
             try:
                 await self._reader
             except (asyncio.CancelledError, Exception):
                 pass
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.conn is not None:
+            await self.conn.close(1000, "depot run finished")
+        await self._stop_reader()
 
     # ---- outgoing ----------------------------------------------------------------------------
 

@@ -106,8 +106,21 @@ class TruckOutcome:
     reached: bool
 
 
+class Judged:
+    """Something with a list of invariant violations: the verdict reads off it."""
+
+    violations: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def by_invariant(self, name: str) -> list[Violation]:
+        return [v for v in self.violations if v.invariant == name]
+
+
 @dataclass
-class DepotResult:
+class DepotResult(Judged):
     scenario: str
     controller: str
     checks: Any
@@ -122,12 +135,6 @@ class DepotResult:
     step_s: float
     wall_s: float
 
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def by_invariant(self, name: str) -> list[Violation]:
-        return [v for v in self.violations if v.invariant == name]
 
     def summary(self, max_violations: int = 10) -> str:
         k = self.kpis
