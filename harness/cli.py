@@ -340,6 +340,8 @@ from .cli_depot import depot_app  # noqa: E402  (depot run, depot charger, depot
 app.add_typer(depot_app, name="depot")
 from .cli_pki import pki_app  # noqa: E402  (pki init)
 app.add_typer(pki_app, name="pki")
+from .cli_coverage import register as _register_coverage  # noqa: E402  (coverage)
+_register_coverage(app)
 
 if __name__ == "__main__":
     app()

@@ -134,6 +134,11 @@ def publish_session(outdir: Path, records: list[dict[str, Any]], profiles: list[
         env[f"{prefix}.adapter"] = p.adapter
     if fault:
         env["simulator.fault"] = fault
+    try:   # use-case coverage of the library run (charger-harness coverage), e.g. coverage.2.0.1.cs = 17/109
+        from ..coverage import environment_figures
+        env.update(environment_figures(library_root))
+    except Exception:   # never lose the run's report over a coverage figure
+        pass
     write_environment(outdir, env, redactor)
     write_categories(outdir)
     summary = summary_of(records)
