@@ -83,6 +83,8 @@ def coverage_command(
             raise typer.Exit(2)
         cat = {ocpp: cat[ocpp]}
     result = library_coverage(paths, cat)
+    result["unmatched"] = [u for u in result["unmatched"]
+                           if (not ocpp or u["ocpp"] == ocpp) and (not role or u["role"] == role)]
     if role:
         if role not in ("csms", "cs"):
             console.print("[red]role must be csms or cs[/]")
