@@ -980,3 +980,51 @@ def test_fault_breaks_exactly_its_behaviour(fault: str) -> None:
     clean, broken = run(main())
     assert clean, f"clean simulator fails the probe for {fault}"
     assert not broken, f"fault {fault} does not change the observed behaviour"
+
+
+# ---- OCPP 1.6 Core operations: availability, unlock, local stop, cache, data transfer -----------
+
+@probe("change_availability_ignored_16", "1.6")
+async def _p_avail16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    r = await csms.send("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+    assert r.frame.payload["status"] == "Accepted"
+    return any(c.payload["status"] == "Unavailable" for c in await csms.none("StatusNotification", 0.8))
+
+
+@probe("scheduled_availability_forgotten", "1.6")
+async def _p_sched16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    await start_tx_16(sim, csms)
+    r = await csms.send("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+    assert r.frame.payload["status"] == "Scheduled"
+    await sim.perform("unplug", {"evse": 1})
+    return any(c.payload["status"] == "Unavailable" for c in await csms.none("StatusNotification", 0.8))
+
+
+@probe("unlock_unknown_connector_unlocked", "1.6")
+async def _p_unlock_unknown(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    return bool((await csms.send("UnlockConnector", {"connectorId": 9})).frame.payload["status"] == "NotSupported")
+
+
+@probe("unlock_keeps_transaction", "1.6")
+async def _p_unlock_tx(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    await start_tx_16(sim, csms)
+    assert (await csms.send("UnlockConnector", {"connectorId": 1})).frame.payload["status"] == "Unlocked"
+    return any(c.payload.get("reason") == "UnlockCommand" for c in await csms.none("StopTransaction", 0.8))
+
+
+@probe("local_stop_ignored_16", "1.6")
+async def _p_local_stop16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    await start_tx_16(sim, csms)
+    await sim.perform("present_token", {"id_token": "TRUCK-0001"})
+    return any(c.payload.get("reason") == "Local" for c in await csms.none("StopTransaction", 0.8))
+
+
+@probe("clear_cache_rejected_16", "1.6")
+async def _p_clear_cache16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    return bool((await csms.send("ClearCache", {})).frame.payload["status"] == "Accepted")
+
+
+@probe("data_transfer_not_implemented", "1.6")
+async def _p_data_transfer16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    r = await csms.send("DataTransfer", {"vendorId": "org.example.nobody"})
+    return isinstance(r.frame, CallResult) and r.frame.payload["status"] == "UnknownVendorId"

@@ -126,3 +126,23 @@ def get_fault(target: str, name: str) -> Fault:
     except KeyError:
         valid = ", ".join(sorted(catalogue)) or "(none)"
         raise UnknownFault(f"no {target} fault named {name!r}; valid: {valid}") from None
+
+
+# --- OCPP 1.6 Core operations (availability, unlock, local stop, cache, data transfer) ------------
+# The *_16 names mirror 2.0.1 faults of the same idea; each is a separate bug of the 1.6 front end.
+STATION_FAULTS.update(dict([
+    _cs("change_availability_ignored_16", _V16,
+        "Answers ChangeAvailability Accepted but the connector/charge point stays operative and no StatusNotification Unavailable is sent."),
+    _cs("scheduled_availability_forgotten", _V16,
+        "Answers ChangeAvailability Inoperative Scheduled during a transaction, but stays Available after the transaction ends."),
+    _cs("unlock_unknown_connector_unlocked", _V16,
+        "Answers UnlockConnector for a connectorId it does not have with Unlocked instead of NotSupported."),
+    _cs("unlock_keeps_transaction", _V16,
+        "Unlocks the connector during a transaction (Unlocked) but does not stop the transaction (no StopTransaction UnlockCommand)."),
+    _cs("local_stop_ignored_16", _V16,
+        "Presenting the idTag that started the transaction again does not stop it (no StopTransaction reason Local)."),
+    _cs("clear_cache_rejected_16", _V16,
+        "Answers ClearCache Rejected although it has an authorization cache."),
+    _cs("data_transfer_not_implemented", _V16,
+        "Answers DataTransfer (a Core message in 1.6) with CALLERROR NotImplemented instead of a DataTransfer.conf status."),
+]))

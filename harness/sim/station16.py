@@ -78,6 +78,8 @@ class Station16(FrontEnd):
 
     @property
     def handlers(self) -> dict[str, Handler]:
+        if self.sim.has("data_transfer_not_implemented"):   # the bug: DataTransfer (Core) is not handled
+            return {a: h for a, h in self._handlers.items() if a != "DataTransfer"}
         return self._handlers
 
     def profile_evse(self, target: int) -> Evse | None:
@@ -175,7 +177,7 @@ class Station16(FrontEnd):
     async def on_token(self, evse: Evse, id_token: str, token_type: str) -> None:
         tx = evse.tx
         if tx is not None:
-            if tx.id_token == id_token:            # same tag again: the driver stops
+            if tx.id_token == id_token and not self.sim.has("local_stop_ignored_16"):   # same tag: the driver stops
                 self.stop_tx(evse, "Local")
             return
         if evse.inoperative:
@@ -266,7 +268,9 @@ class Station16(FrontEnd):
         evse.advance(self.sim.now(), self.sim.time_scale)
         fut = self._send_stop(tx) if tx.cs16_id is not None else None   # else _started sends it
         if evse.inoperative_scheduled:
-            evse.inoperative, evse.inoperative_scheduled = True, None
+            # the bug: the Scheduled change is forgotten when the transaction ends
+            evse.inoperative = not self.sim.has("scheduled_availability_forgotten")
+            evse.inoperative_scheduled = None
         if report_status:
             self.send_status(evse)
         self.sim.transaction_ended()
@@ -398,6 +402,11 @@ class Station16(FrontEnd):
                 e.inoperative, e.inoperative_scheduled = inoperative, None
                 changed.append(e)
 
+        if self.sim.has("change_availability_ignored_16"):   # the bug: Accepted, nothing changes
+            for e in changed:
+                e.inoperative = not inoperative
+            changed = []
+
         async def report() -> None:
             for e in changed:
                 self.send_status(e)
@@ -405,9 +414,9 @@ class Station16(FrontEnd):
 
     async def _unlock(self, p: dict[str, Any]) -> Reply:
         if p["connectorId"] not in self.connectors:
-            return Reply({"status": "NotSupported"})
+            return Reply({"status": "Unlocked" if self.sim.has("unlock_unknown_connector_unlocked") else "NotSupported"})
         evse = self.connectors[p["connectorId"]][0]
-        if evse.tx is None:
+        if evse.tx is None or self.sim.has("unlock_keeps_transaction"):   # the bug: unlocks, keeps charging
             return Reply({"status": "Unlocked"})
 
         async def stop() -> None:
@@ -432,7 +441,7 @@ class Station16(FrontEnd):
         return Reply(cs.to_response("1.6"))
 
     async def _clear_cache(self, p: dict[str, Any]) -> Reply:
-        return Reply({"status": "Accepted"})
+        return Reply({"status": "Rejected" if self.sim.has("clear_cache_rejected_16") else "Accepted"})
 
     async def _data_transfer(self, p: dict[str, Any]) -> Reply:
         return Reply({"status": "UnknownVendorId"})
