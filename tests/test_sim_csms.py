@@ -566,6 +566,28 @@ async def probe_trigger(sim: CsmsSimulator) -> Any:
     return await _sent_by(sim, await _booted(sim), "trigger_message", {"message": "MeterValues"}, {"status": "Accepted"})
 
 
+async def probe_change_availability(sim: CsmsSimulator) -> Any:
+    return await _sent_by(sim, await _booted(sim), "change_availability", {"evse": 1}, {"status": "Accepted"})
+
+
+async def probe_unlock(sim: CsmsSimulator) -> Any:
+    return await _sent_by(sim, await _booted(sim), "unlock_connector", {"evse": 1, "connector": 1}, {"status": "Unlocked"})
+
+
+async def probe_tx_status(sim: CsmsSimulator) -> Any:
+    st = await _booted(sim)
+    await st.call("TransactionEvent", tx_event("Started", 0, tx_id="TX-Q"))
+    return await _sent_by(sim, st, "get_transaction_status", {}, {"messagesInQueue": False})
+
+
+async def probe_notify_event(sim: CsmsSimulator) -> Any:
+    event = {"generatedAt": "2025-01-01T00:00:00Z", "seqNo": 0, "eventData": [{
+        "eventId": 1, "timestamp": "2025-01-01T00:00:00Z", "trigger": "Delta", "actualValue": "Unavailable",
+        "eventNotificationType": "HardWiredNotification", "component": {"name": "EVSE", "evse": {"id": 1}},
+        "variable": {"name": "AvailabilityState"}}]}
+    return await _answer(await _booted(sim), "NotifyEvent", event)
+
+
 # Each fault → the probe whose observation it changes (and the config the probe needs).
 PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig | None]] = {
     "boot_interval_zero": (probe_boot, None),
@@ -592,6 +614,10 @@ PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig
     "reset_wrong_type": (probe_reset, None),
     "set_variables_wrong_value": (probe_set_variables, None),
     "trigger_wrong_message": (probe_trigger, None),
+    "change_availability_wrong_evse": (probe_change_availability, None),
+    "unlock_wrong_connector": (probe_unlock, None),
+    "tx_status_names_transaction": (probe_tx_status, None),
+    "notify_event_callerror": (probe_notify_event, None),
 }
 
 

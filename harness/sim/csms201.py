@@ -141,6 +141,7 @@ _HANDLERS: dict[str, Handler] = {
     # "Accepted" = the CSMS processed the needs, not a promise to meet them (K15).
     "NotifyEVChargingNeeds": lambda sim, st, p: {"status": "Accepted"},
     "NotifyEVChargingSchedule": lambda sim, st, p: {"status": "Accepted"},
+    "NotifyEvent": lambda sim, st, p: _notify_event(sim, st, p),
 }
 
 STATION_ACTIONS = frozenset({"BootNotification", "Heartbeat", *_HANDLERS, *_ACKNOWLEDGED})
@@ -245,8 +246,34 @@ def _change_availability(sim: CsmsSimulator, st: StationState, params: dict[str,
     payload: dict[str, Any] = {"operationalStatus": params.get("status", "Inoperative")}
     evse = _evse(params)
     if evse is not None:
+        if sim.faulty("change_availability_wrong_evse", VERSION):
+            evse["id"] = other_evse(evse["id"])
         payload["evse"] = evse
     return "ChangeAvailability", payload, True
+
+
+def _unlock_connector(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
+    evse_id, connector_id = int(params.get("evse", 1)), int(params.get("connector", 1))
+    if sim.faulty("unlock_wrong_connector", VERSION):
+        evse_id = other_evse(evse_id)
+    return "UnlockConnector", {"evseId": evse_id, "connectorId": connector_id}, True
+
+
+def _get_transaction_status(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
+    payload: dict[str, Any] = {}
+    tx_id = params.get("transaction_id")
+    if tx_id is None and sim.faulty("tx_status_names_transaction", VERSION):
+        known = list(st.transactions)              # the bug: always asks about the latest transaction
+        tx_id = known[-1] if known else "UNKNOWN-TX"
+    if tx_id is not None:
+        payload["transactionId"] = str(tx_id)
+    return "GetTransactionStatus", payload, True
+
+
+def _notify_event(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str, Any]:
+    if sim.faulty("notify_event_callerror", VERSION):
+        raise RuntimeError("event store unavailable")   # answered CALLERROR InternalError by the dispatcher
+    return {}
 
 
 OPERATOR_ACTIONS: dict[str, Builder] = {
@@ -257,4 +284,6 @@ OPERATOR_ACTIONS: dict[str, Builder] = {
     "set_variables": _set_variables,
     "trigger_message": _trigger_message,
     "change_availability": _change_availability,
+    "unlock_connector": _unlock_connector,
+    "get_transaction_status": _get_transaction_status,
 }

@@ -79,6 +79,24 @@ CSMS_FAULTS: dict[str, Fault] = dict(
     ]
 )
 
+# --- 2.0.1 availability / remote control / device management (appended) -------------------
+CSMS_FAULTS.update(dict([
+    _f("change_availability_wrong_evse", ("2.0.1",),
+       "ChangeAvailability names another EVSE than the operator asked"),
+    _f("unlock_wrong_connector", ("2.0.1",),
+       "UnlockConnector names another EVSE than the operator asked"),
+    _f("tx_status_names_transaction", ("2.0.1",),
+       "GetTransactionStatus always carries the latest transactionId, also when the operator asked about the queue only"),
+    _f("notify_event_callerror", ("2.0.1",),
+       "NotifyEvent is answered with CALLERROR InternalError instead of an empty NotifyEventResponse"),
+]))
+
+# Delay applied by the `slow_response` fault: longer than any sane CALL timeout.
+SLOW_RESPONSE_DELAY_S = 40.0
+# What `accepts_unknown_subprotocol` additionally agrees to.
+UNKNOWN_SUBPROTOCOL = "ocpp9.9"
+
+
 # Delay applied by the `slow_response` fault: longer than any sane CALL timeout.
 SLOW_RESPONSE_DELAY_S = 40.0
 # What `accepts_unknown_subprotocol` additionally agrees to.

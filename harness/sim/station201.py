@@ -171,7 +171,7 @@ class Station201(FrontEnd):
     async def on_token(self, evse: Evse, id_token: str, token_type: str) -> None:
         tx = evse.tx
         if tx is not None:
-            if tx.id_token == id_token:            # same token again: the driver stops (E07)
+            if tx.id_token == id_token and not self.sim.has("local_stop_ignored"):   # same token again: the driver stops (E07)
                 self.end_tx(evse, "StopAuthorized", "Local", "EVConnected", id_token=(id_token, token_type))
             return
         if evse.inoperative:
@@ -387,6 +387,8 @@ class Station201(FrontEnd):
             return Reply({"status": "Rejected"})
         targets = [self.sim.evses[spec["id"]]] if spec and spec["id"] else list(self.sim.evses.values())
         inoperative = p["operationalStatus"] == "Inoperative"
+        if self.sim.has("change_availability_ignored"):
+            return Reply({"status": "Accepted"})   # the bug: acknowledged, nothing changes
         status, changed = "Accepted", []
         for e in targets:
             if e.tx is not None and inoperative:
@@ -403,6 +405,8 @@ class Station201(FrontEnd):
 
     async def _unlock(self, p: dict[str, Any]) -> Reply:
         evse = self.sim.evses.get(p["evseId"])
+        if self.sim.has("unlock_always_unlocked"):
+            return Reply({"status": "Unlocked"})   # the bug: answers without looking at the connector
         if evse is None or p["connectorId"] not in evse.cfg.connector_ids:
             return Reply({"status": "UnknownConnector"})
         return Reply({"status": "OngoingAuthorizedTransaction" if evse.tx is not None else "Unlocked"})
@@ -456,7 +460,7 @@ class Station201(FrontEnd):
         return Reply(cs.to_response("2.0.1"))
 
     async def _clear_cache(self, p: dict[str, Any]) -> Reply:
-        return Reply({"status": "Accepted"})
+        return Reply({"status": "Rejected" if self.sim.has("clear_cache_rejected") else "Accepted"})
 
     async def _data_transfer(self, p: dict[str, Any]) -> Reply:
         return Reply({"status": "UnknownVendorId"})
