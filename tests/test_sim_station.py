@@ -958,6 +958,34 @@ async def _p_wrong_id(sim: StationSimulator, csms: Csms, srv: OcppServer) -> boo
         return False
 
 
+@probe("change_availability_ignored")
+async def _p_availability(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    r = await csms.send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 1}})
+    assert r.frame.payload["status"] == "Accepted"
+    got = await csms.none("StatusNotification", 0.8)
+    return any(c.payload["connectorStatus"] == "Unavailable" and c.payload["evseId"] == 1 for c in got)
+
+
+@probe("local_stop_ignored")
+async def _p_local_stop(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    started = await start_tx_201(sim, csms)
+    token = started.payload["idToken"]["idToken"]
+    await sim.perform("present_token", {"id_token": token, "evse": 1})
+    return any(c.payload["eventType"] == "Ended" and c.payload["triggerReason"] == "StopAuthorized"
+               for c in await csms.none("TransactionEvent", 0.8))
+
+
+@probe("unlock_always_unlocked")
+async def _p_unlock(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    r = await csms.send("UnlockConnector", {"evseId": 1, "connectorId": 99})
+    return bool(r.frame.payload["status"] == "UnknownConnector")
+
+
+@probe("clear_cache_rejected")
+async def _p_clear_cache(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    return bool((await csms.send("ClearCache", {})).frame.payload["status"] == "Accepted")
+
+
 def test_every_station_fault_has_a_probe() -> None:
     assert set(PROBES) == set(STATION_FAULTS) - set(SMART_CHARGING_FAULTS)   # those: tests/test_sim_smart.py
     for name, (version, _, _, _) in PROBES.items():

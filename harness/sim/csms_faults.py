@@ -97,12 +97,6 @@ SLOW_RESPONSE_DELAY_S = 40.0
 UNKNOWN_SUBPROTOCOL = "ocpp9.9"
 
 
-# Delay applied by the `slow_response` fault: longer than any sane CALL timeout.
-SLOW_RESPONSE_DELAY_S = 40.0
-# What `accepts_unknown_subprotocol` additionally agrees to.
-UNKNOWN_SUBPROTOCOL = "ocpp9.9"
-
-
 # ---- what the buggy CSMS sends instead (used only where the matching fault acts) ---------
 
 def other_evse(evse_id: int) -> int:

@@ -92,6 +92,15 @@ STATION_FAULTS: dict[str, Fault] = dict([
         "Answers ClearChargingProfile Accepted but keeps the profile installed."),
     _cs("tx_profile_without_tx_accepted", _BOTH,
         "Accepts a TxProfile for an EVSE/connector with no transaction (should be Rejected)."),
+    # --- OCPP 2.0.1 availability / remote control / authorization cache ----------------------
+    _cs("change_availability_ignored", _V201,
+        "Answers ChangeAvailability Accepted but neither changes the EVSE's availability nor reports a new status."),
+    _cs("local_stop_ignored", _V201,
+        "Presenting the token that started the transaction again does not stop it (no Ended StopAuthorized/Local)."),
+    _cs("unlock_always_unlocked", _V201,
+        "Answers every UnlockConnector Unlocked, also for an unknown EVSE/connector or during a transaction."),
+    _cs("clear_cache_rejected", _V201,
+        "Answers ClearCache Rejected although its authorization cache is enabled."),
 ])
 
 # The smart-charging group (profiles, composite schedule, applied limit); probed in tests/test_sim_smart.py.
