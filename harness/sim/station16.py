@@ -410,6 +410,8 @@ class Station16(FrontEnd):
         async def report() -> None:
             for e in changed:
                 self.send_status(e)
+            if cid == 0:                           # the Charge Point itself (connector 0) changed too
+                self._send_status_cids([0])
         return Reply({"status": status}, report if changed else None)
 
     async def _unlock(self, p: dict[str, Any]) -> Reply:
