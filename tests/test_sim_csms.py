@@ -638,3 +638,37 @@ def test_fault_for_other_version_is_inert() -> None:
     # tx_id_reused is a 1.6 bug; a 2.0.1 station sees the clean CSMS.
     assert run(probe_tx201, fault="tx_id_reused") == run(probe_tx201)
     assert run(probe_tx201, fault="tx_event_no_idtokeninfo") != run(probe_tx201)
+
+
+# ---- OCPP 1.6 Core: data transfer, decimal meter values, availability, unlock ---------------------
+
+async def probe_data_transfer16(sim: CsmsSimulator) -> Any:
+    return await _answer(await _booted(sim, "1.6"), "DataTransfer", {"vendorId": "org.example.nobody"})
+
+
+async def probe_meter_decimal16(sim: CsmsSimulator) -> Any:
+    st = await _booted(sim, "1.6")
+    tx = (await _answer(st, "StartTransaction", start16()))["transactionId"]
+    sv = [{"value": "1234.5", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]
+    mv = await _answer(st, "MeterValues", {"connectorId": 1, "transactionId": tx,
+                                           "meterValue": [{"timestamp": now(), "sampledValue": sv}]})
+    stop = await _answer(st, "StopTransaction", {"transactionId": tx, "meterStop": 2000, "timestamp": now(),
+                                                 "transactionData": [{"timestamp": now(), "sampledValue": sv}]})
+    return mv, stop
+
+
+async def probe_availability16(sim: CsmsSimulator) -> Any:
+    st = await _booted(sim, "1.6")
+    return await _sent_by(sim, st, "change_availability", {"connector": 1, "status": "Inoperative"}, {"status": "Accepted"})
+
+
+async def probe_unlock16(sim: CsmsSimulator) -> Any:
+    return await _sent_by(sim, await _booted(sim, "1.6"), "unlock_connector", {"connector": 1}, {"status": "Unlocked"})
+
+
+PROBES.update({
+    "data_transfer_callerror": (probe_data_transfer16, None),
+    "meter_decimal_rejected": (probe_meter_decimal16, None),
+    "change_availability_wrong_type": (probe_availability16, None),
+    "unlock_wrong_connector_16": (probe_unlock16, None),
+})

@@ -92,6 +92,7 @@ def _start_transaction(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) 
 
 def _stop_transaction(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str, Any]:
     tx_id = p.get("transactionId")
+    _parse_values(sim, p.get("transactionData"))
     tx = st.transactions.get(tx_id)
     if tx is None:
         sim.note(st, f"StopTransaction for unknown transactionId {tx_id!r}")
@@ -109,7 +110,16 @@ def _stop_transaction(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -
     return {}
 
 
+def _parse_values(sim: CsmsSimulator, meter_values: list[dict[str, Any]] | None) -> None:
+    """The `meter_decimal_rejected` bug: every sampled value parsed as an integer (1.6 sends decimal strings)."""
+    if sim.faulty("meter_decimal_rejected", VERSION):
+        for mv in meter_values or []:
+            for sv in mv.get("sampledValue", []):
+                int(sv.get("value", "0"))          # ValueError on "1234.5" → CALLERROR InternalError
+
+
 def _meter_values(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str, Any]:
+    _parse_values(sim, p.get("meterValue"))
     energy = _energy_wh(p.get("meterValue"))
     if energy is None:
         return {}
@@ -122,13 +132,19 @@ def _meter_values(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> di
     return {}
 
 
+def _data_transfer(sim: CsmsSimulator) -> dict[str, Any]:
+    if sim.faulty("data_transfer_callerror", VERSION):   # the bug: no handler → CALLERROR InternalError
+        raise NotImplementedError("DataTransfer")
+    return {"status": "UnknownVendorId"}                 # no vendor extensions here (§4.3)
+
+
 _HANDLERS: dict[str, Handler] = {
     "Authorize": _authorize,
     "StatusNotification": _status_notification,
     "StartTransaction": _start_transaction,
     "StopTransaction": _stop_transaction,
     "MeterValues": _meter_values,
-    "DataTransfer": lambda sim, st, p: {"status": "UnknownVendorId"},
+    "DataTransfer": lambda sim, st, p: _data_transfer(sim),
     "SignCertificate": lambda sim, st, p: {"status": "Rejected"},    # no PKI yet
 }
 
@@ -209,8 +225,23 @@ def _trigger_message(sim: CsmsSimulator, st: StationState, params: dict[str, Any
 
 def _change_availability(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
     connector = _connector(params)
-    return ("ChangeAvailability",
-            {"connectorId": 0 if connector is None else connector, "type": params.get("status", "Inoperative")}, True)
+    kind = str(params.get("status", "Inoperative"))
+    if sim.faulty("change_availability_wrong_type", VERSION):
+        kind = "Operative" if kind == "Inoperative" else "Inoperative"
+    return "ChangeAvailability", {"connectorId": 0 if connector is None else connector, "type": kind}, True
+
+
+def _unlock_connector(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
+    connector = _connector(params)
+    if connector is None:
+        raise ValueError("unlock_connector needs connector")
+    if sim.faulty("unlock_wrong_connector_16", VERSION):
+        connector = other_evse(connector)
+    return "UnlockConnector", {"connectorId": connector}, True
+
+
+def _clear_cache(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
+    return "ClearCache", {}, True
 
 
 OPERATOR_ACTIONS: dict[str, Builder] = {
@@ -221,4 +252,6 @@ OPERATOR_ACTIONS: dict[str, Builder] = {
     "change_configuration": _change_configuration,
     "trigger_message": _trigger_message,
     "change_availability": _change_availability,
+    "unlock_connector": _unlock_connector,
+    "clear_cache": _clear_cache,
 }

@@ -133,3 +133,17 @@ CSMS_FAULTS.update(dict([
 
 #: The depot DLB faults: probed by depot runs (tests/test_depot_ocpp.py), not by the per-call probes.
 DLB_CSMS_FAULTS: tuple[str, ...] = tuple(name for name in CSMS_FAULTS if name.startswith("dlb_"))
+
+# ---- OCPP 1.6 Core: data transfer, meter values, availability, unlock ----------------------------
+CSMS_FAULTS.update(dict([
+    _f("data_transfer_callerror", ("1.6",),
+       "DataTransfer from the charge point is answered with CALLERROR InternalError (no handler) instead of "
+       "a DataTransfer.conf status"),
+    _f("meter_decimal_rejected", ("1.6",),
+       "sampled values are parsed as integers: MeterValues / StopTransaction transactionData with a decimal "
+       "value ('1234.5') are answered with CALLERROR InternalError"),
+    _f("change_availability_wrong_type", ("1.6",),
+       "ChangeAvailability is sent with the opposite type (Inoperative↔Operative)"),
+    _f("unlock_wrong_connector_16", ("1.6",),
+       "UnlockConnector names another connectorId than the operator asked"),
+]))
