@@ -986,6 +986,13 @@ async def _p_clear_cache(sim: StationSimulator, csms: Csms, srv: OcppServer) -> 
     return bool((await csms.send("ClearCache", {})).frame.payload["status"] == "Accepted")
 
 
+@probe("notify_report_missing")
+async def _p_notify_report(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    r = await csms.send("GetBaseReport", {"requestId": 7, "reportBase": "FullInventory"})
+    assert r.frame.payload["status"] == "Accepted"
+    return any(c.payload["requestId"] == 7 for c in await csms.none("NotifyReport", 0.8))
+
+
 def test_every_station_fault_has_a_probe() -> None:
     assert set(PROBES) == set(STATION_FAULTS) - set(SMART_CHARGING_FAULTS)   # those: tests/test_sim_smart.py
     for name, (version, _, _, _) in PROBES.items():

@@ -101,6 +101,8 @@ STATION_FAULTS: dict[str, Fault] = dict([
         "Answers every UnlockConnector Unlocked, also for an unknown EVSE/connector or during a transaction."),
     _cs("clear_cache_rejected", _V201,
         "Answers ClearCache Rejected although its authorization cache is enabled."),
+    _cs("notify_report_missing", _V201,
+        "Answers GetBaseReport Accepted but never sends the NotifyReport with the report."),
 ])
 
 # The smart-charging group (profiles, composite schedule, applied limit); probed in tests/test_sim_smart.py.

@@ -62,6 +62,7 @@ class Station201(FrontEnd):
             "ClearCache": self._clear_cache, "DataTransfer": self._data_transfer,
             "SetChargingProfile": self._set_charging_profile, "ClearChargingProfile": self._clear_charging_profile,
             "GetChargingProfiles": self._get_charging_profiles, "GetCompositeSchedule": self._get_composite_schedule,
+            "GetBaseReport": self._get_base_report,
         }
 
     @property
@@ -292,6 +293,34 @@ class Station201(FrontEnd):
             results.append({"attributeType": attr, "attributeStatus": status,
                             "component": item["component"], "variable": item["variable"]})
         return Reply({"setVariableResult": results})
+
+    _DATA_TYPES = {"int": "integer", "bool": "boolean", "list": "MemberList", "str": "string"}
+
+    def _report_item(self, key: VarKey, s: Setting) -> dict[str, Any]:
+        comp, var, instance = key
+        variable: dict[str, Any] = {"name": var}
+        if instance:
+            variable["instance"] = instance
+        chars: dict[str, Any] = {"dataType": self._DATA_TYPES[s.kind], "supportsMonitoring": False}
+        if s.choices:
+            chars["valuesList"] = ",".join(s.choices)
+        return {"component": {"name": comp}, "variable": variable,
+                "variableAttribute": [{"type": "Actual", "value": self.sim.read_setting(s),
+                                       "mutability": "ReadOnly" if s.readonly else "ReadWrite"}],
+                "variableCharacteristics": chars}
+
+    async def _get_base_report(self, p: dict[str, Any]) -> Reply:
+        """B07: ConfigurationInventory (writable variables) / FullInventory in one NotifyReport; no SummaryInventory."""
+        base = p["reportBase"]
+        if base not in ("ConfigurationInventory", "FullInventory"):
+            return Reply({"status": "NotSupported"})
+        items = [self._report_item(k, v) for k, v in self.variables.items()
+                 if base == "FullInventory" or not v.readonly]
+
+        async def report() -> None:
+            self.sim.enqueue("NotifyReport", {"requestId": p["requestId"], "generatedAt": now_iso(), "seqNo": 0,
+                                              "tbc": False, "reportData": items})
+        return Reply({"status": "Accepted"}, None if self.sim.has("notify_report_missing") else report)
 
     async def _reset(self, p: dict[str, Any]) -> Reply:
         if "evseId" in p:
