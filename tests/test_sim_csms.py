@@ -588,6 +588,11 @@ async def probe_notify_event(sim: CsmsSimulator) -> Any:
     return await _answer(await _booted(sim), "NotifyEvent", event)
 
 
+async def probe_base_report(sim: CsmsSimulator) -> Any:
+    return await _sent_by(sim, await _booted(sim), "get_base_report", {"report_base": "FullInventory"},
+                          {"status": "Accepted"})
+
+
 # Each fault → the probe whose observation it changes (and the config the probe needs).
 PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig | None]] = {
     "boot_interval_zero": (probe_boot, None),
@@ -618,6 +623,7 @@ PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig
     "unlock_wrong_connector": (probe_unlock, None),
     "tx_status_names_transaction": (probe_tx_status, None),
     "notify_event_callerror": (probe_notify_event, None),
+    "get_base_report_wrong_base": (probe_base_report, None),
 }
 
 

@@ -270,6 +270,14 @@ def _get_transaction_status(sim: CsmsSimulator, st: StationState, params: dict[s
     return "GetTransactionStatus", payload, True
 
 
+def _get_base_report(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
+    base = str(params.get("report_base", "FullInventory"))
+    if sim.faulty("get_base_report_wrong_base", VERSION):
+        base = "ConfigurationInventory" if base == "FullInventory" else "FullInventory"
+    request_id = int(params.get("request_id", sim.next_remote_start_id()))
+    return "GetBaseReport", {"requestId": request_id, "reportBase": base}, True
+
+
 def _notify_event(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str, Any]:
     if sim.faulty("notify_event_callerror", VERSION):
         raise RuntimeError("event store unavailable")   # answered CALLERROR InternalError by the dispatcher
@@ -286,4 +294,5 @@ OPERATOR_ACTIONS: dict[str, Builder] = {
     "change_availability": _change_availability,
     "unlock_connector": _unlock_connector,
     "get_transaction_status": _get_transaction_status,
+    "get_base_report": _get_base_report,
 }
