@@ -624,6 +624,7 @@ PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig
     "tx_status_names_transaction": (probe_tx_status, None),
     "notify_event_callerror": (probe_notify_event, None),
     "get_base_report_wrong_base": (probe_base_report, None),
+    "change_availability_wrong_status": (probe_change_availability, None),
 }
 
 

@@ -243,7 +243,10 @@ def _trigger_message(sim: CsmsSimulator, st: StationState, params: dict[str, Any
 
 
 def _change_availability(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
-    payload: dict[str, Any] = {"operationalStatus": params.get("status", "Inoperative")}
+    status = params.get("status", "Inoperative")
+    if sim.faulty("change_availability_wrong_status", VERSION):
+        status = "Operative" if status == "Inoperative" else "Inoperative"
+    payload: dict[str, Any] = {"operationalStatus": status}
     evse = _evse(params)
     if evse is not None:
         if sim.faulty("change_availability_wrong_evse", VERSION):

@@ -89,6 +89,8 @@ CSMS_FAULTS.update(dict([
        "GetTransactionStatus always carries the latest transactionId, also when the operator asked about the queue only"),
     _f("notify_event_callerror", ("2.0.1",),
        "NotifyEvent is answered with CALLERROR InternalError instead of an empty NotifyEventResponse"),
+    _f("change_availability_wrong_status", ("2.0.1",),
+       "ChangeAvailability carries the opposite operationalStatus (Inoperative<->Operative)"),
     _f("get_base_report_wrong_base", ("2.0.1",),
        "GetBaseReport asks for the other inventory (FullInventory <-> ConfigurationInventory) than the operator chose"),
 ]))
