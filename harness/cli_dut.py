@@ -283,7 +283,7 @@ def _adapter_section(adapter: str, hooks_given: list[str], image: Optional[str],
 
 def _render_profile(data: dict[str, Any], needs: Any, adapter: str) -> str:
     head = [f"# DUT profile written by `charger-harness dut init` on {time.strftime('%Y-%m-%d %H:%M')}.",
-            f"# Check it:  charger-harness dut check <this file>     Run: charger-harness run --dut <this file>",
+            "# Check it:  charger-harness dut check <this file>     Run: charger-harness run --dut <this file>",
             "# credentials.password is a secret: redacted from every report; keep this file private (mode 0600)."]
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
     tail: list[str] = []

@@ -7,35 +7,16 @@ the real command as a user would, on loopback, against the built-in simulators.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _library import CLI, cli, make_library
 from harness.dut.builtin import CSMS, STATION
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "harness.cli"]
 SECRETS = [STATION["credentials"]["password"], CSMS["credentials"]["password"]]
-
-
-def make_library(tmp: Path, *names: str) -> Path:
-    lib = tmp / "testcases"
-    shutil.copytree(ROOT / "testcases" / "_common", lib / "_common")
-    for name in names:
-        src = next((ROOT / "testcases").rglob(f"{name}.yaml"))
-        dst = lib / src.parent.name / src.name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, dst)
-    return lib
-
-
-def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import socket
 import stat
@@ -29,6 +28,8 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
+
+from _library import cli, make_library
 import yaml
 from typer.testing import CliRunner
 
@@ -808,22 +809,6 @@ def test_progress_log_carries_finished_cases_and_survives_a_torn_line(tmp_path: 
     again = last_run(path, "k1")
     assert again.run_id == resumed.run_id and again.records[0]["carried_from"] == first.run_id
     assert len(read_runs(path)) == 3
-
-
-def make_library(tmp: Path, *names: str) -> Path:
-    lib = tmp / "testcases"
-    shutil.copytree(ROOT / "testcases" / "_common", lib / "_common")
-    for name in names:
-        src = next((ROOT / "testcases").rglob(f"{name}.yaml"))
-        dst = lib / src.parent.name / src.name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, dst)
-    return lib
-
-
-def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def verdicts(tmp: Path) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from _aio import run, within
 from harness.ocpp.connection import (Closed, ConnectionLost, Garbage, IncomingCall, LocalSchemaError, OcppConnection,
                                      StrayResponse)
-from harness.ocpp.framing import Call, CallError, CallResult
+from harness.ocpp.framing import CallError, CallResult
 from harness.ocpp.trace import Trace
 from harness.transport.client import HandshakeRefused, connect_station
 from harness.transport.security import SecurityProfile, parse_basic_auth

@@ -499,7 +499,7 @@ class Engine:
         if problems:
             shown = [{"startPeriod": p.start_offset_s, "limit": "any (nothing limits)" if p.limit is None else p.limit,
                       **({"numberPhases": p.number_phases} if p.number_phases else {})} for p in expected.periods]
-            raise DutFailure(f"composite schedule differs from the oracle's: " + "; ".join(problems[:6]),
+            raise DutFailure("composite schedule differs from the oracle's: " + "; ".join(problems[:6]),
                              expected={"scheduleStart": expected.start.isoformat().replace("+00:00", "Z"),
                                        "duration": expected.duration_s, "chargingRateUnit": expected.unit,
                                        "chargingSchedulePeriod": shown},

@@ -225,7 +225,7 @@ class _Station:
         self.trace = StressTrace(fleet.stats.frames, fleet.cfg.trace_frames)
 
     async def run(self) -> None:
-        fleet, st = self.fleet, self.fleet.stats
+        st = self.fleet.stats
         if not await self._connect():
             return
         st.connected += 1
@@ -371,7 +371,7 @@ class _Station:
 
     async def _respond(self) -> None:
         """Answer the CSMS's CALLs; note garbage and stray responses; notice a drop."""
-        st, conn, version = self.fleet.stats, self.conn, self.fleet.cfg.version
+        st, conn = self.fleet.stats, self.conn
         assert conn is not None
         while True:
             ev = await conn.next_event()
