@@ -178,3 +178,34 @@ def test_pki_init_cli_writes_pem_files_with_private_keys_0600(tmp_path: Path) ->
     again = CliRunner().invoke(app, ["pki", "init", "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
     assert CliRunner().invoke(app, ["pki", "init", "--out", str(out), "--force"]).exit_code == 0
+
+
+@pytest.mark.parametrize("case_file, dut, station_id", [
+    ("ocpp201/TC_B_06_CS.yaml", "station", "CH-SIM-001"),      # harness = CSMS with the server cert
+    ("ocpp201/TC_E_04_CSMS.yaml", "csms", "CH-HARNESS-001"),   # harness = station with the client cert
+    ("ocpp16/TC_001_CSMS.yaml", "csms", "CH-HARNESS-001"),
+])
+def test_library_cases_pass_at_security_profile_3_against_the_simulators(tmp_path: Path, case_file: str, dut: str,
+                                                                           station_id: str) -> None:
+    import copy
+
+    from harness.dut.builtin import CSMS, STATION
+    from harness.execute import execute
+    from harness.scenario.loader import load_case
+    from harness.scenario.verdict import Verdict
+
+    pki = make_test_pki(tmp_path / "pki", station_id)
+    data = copy.deepcopy(STATION if dut == "station" else CSMS)
+    data["security_profile"] = 3
+    if dut == "station":    # the harness serves TLS; the simulated station presents its client cert
+        data["tls"] = {"ca": str(pki.ca_cert), "cert": str(pki.csms_cert), "key": str(pki.csms_key)}
+        data["sim"] = {**data["sim"], "tls_ca": str(pki.ca_cert), "tls_cert": str(pki.station_cert),
+                       "tls_key": str(pki.station_key)}
+    else:                   # the simulated CSMS serves TLS; the harness presents the station cert
+        data["tls"] = {"ca": str(pki.ca_cert), "cert": str(pki.station_cert), "key": str(pki.station_key)}
+        data["sim"] = {**data["sim"], "tls_ca": str(pki.ca_cert), "tls_cert": str(pki.csms_cert),
+                       "tls_key": str(pki.csms_key)}
+    case = load_case(Path(__file__).resolve().parents[1] / "testcases" / case_file)
+    execution = run(execute(case, profile_from_dict(data)))
+    assert execution.result.verdict == Verdict.PASS, execution.result.summary()
+    assert any(e.kind == "CONNECT" for e in execution.trace.entries)
