@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
 
@@ -59,22 +59,14 @@ class CountingTrace(Trace):
     """A trace for long runs: counts every frame by (direction, kind, action), keeps the last `keep`."""
 
     def __init__(self, keep: int = 2000):
-        super().__init__()
-        self.entries = deque(maxlen=keep)          # type: ignore[assignment]
+        super().__init__(keep=keep)
         self.counts: Counter[tuple[str, str, str]] = Counter()
-        self.total = 0
 
     def add(self, direction: str, peer: str, raw: str, *, kind: str = "", action: str = "",   # type: ignore[override]
             unique_id: str = "", note: str = "") -> TraceEntry:
-        self.total += 1
         self.counts[(direction, kind, action)] += 1
-        entry = TraceEntry(self.total, time.monotonic(), time.time(), direction, peer, raw, kind, action,   # type: ignore[arg-type]
-                           unique_id, note)
-        self.entries.append(entry)
-        return entry
-
-    def last(self, n: int = 6) -> list[TraceEntry]:
-        return list(self.entries)[-n:]
+        return super().add(direction, peer, raw, kind=kind, action=action, unique_id=unique_id,  # type: ignore[arg-type]
+                           note=note)
 
     def frames(self) -> int:
         return sum(c for (d, k, _), c in self.counts.items() if d in ("rx", "tx") and k in ("CALL", "CALLRESULT", "CALLERROR"))

@@ -9,6 +9,7 @@ travel in HTTP headers, which are not recorded.
 from __future__ import annotations
 
 import json
+from collections import deque
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -35,11 +36,18 @@ class TraceEntry:
 class Trace:
     entries: list[TraceEntry] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)
+    keep: int = 0               # > 0: a ring of the last `keep` entries (long runs, load)
+    total: int = 0              # entries ever added: the next seq, whatever the ring dropped
+
+    def __post_init__(self) -> None:
+        if self.keep > 0:
+            self.entries = deque(self.entries, maxlen=self.keep)   # type: ignore[assignment]
 
     def add(self, direction: Direction, peer: str, raw: str, *, kind: str = "", action: str = "",
             unique_id: str = "", note: str = "") -> TraceEntry:
+        self.total += 1
         entry = TraceEntry(
-            seq=len(self.entries) + 1, mono=time.monotonic(), wall=time.time(),
+            seq=self.total, mono=time.monotonic(), wall=time.time(),
             direction=direction, peer=peer, raw=raw, kind=kind, action=action,
             unique_id=unique_id, note=note,
         )
@@ -78,4 +86,4 @@ class Trace:
         return "\n".join(lines)
 
     def last(self, n: int = 6) -> list[TraceEntry]:
-        return self.entries[-n:]
+        return list(self.entries)[-n:]      # a ring (deque) cannot be sliced
