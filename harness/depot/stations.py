@@ -47,7 +47,8 @@ from ..ocpp.framing import CallError
 from ..ocpp.trace import Trace
 from ..roles.defaults import default_reply
 from ..smart.oracle import composite_schedule
-from ..smart.profiles import EXTERNAL, STATION_MAX, TX, TX_DEFAULT, WIRE_PURPOSE, ChargingProfile, ProfileError, parse_profile
+from ..smart.profiles import (EXTERNAL, STATION_MAX, TX, TX_DEFAULT, WIRE_PURPOSE, ChargingProfile, ProfileError,
+                              conflict_clause, conflicting, parse_profile)
 from ..transport.client import connect_station
 from ..transport.security import SecurityProfile
 
@@ -359,15 +360,11 @@ class DepotStation:
                 return "Rejected", "TxNotFound", "no transaction on this EVSE for a TxProfile (K01.FR.09)"
             if prof.transaction_id is not None and prof.transaction_id != e.tx_id:
                 return "Rejected", "TxNotFound", f"transactionId {prof.transaction_id} is not the ongoing {e.tx_id}"
-        for i in self.installed:
-            q = i.profile
-            if q.id == prof.id or q.purpose != prof.purpose or q.stack_level != prof.stack_level:
-                continue
-            same_place = q.evse_id == prof.evse_id or (prof.purpose == TX_DEFAULT and 0 in (q.evse_id, prof.evse_id))
-            if same_place and q.valid_overlaps(prof):
-                return ("Rejected", "DuplicateProfile",
-                        f"profile {q.id} already has purpose {WIRE_PURPOSE[VERSION][prof.purpose]} and stackLevel "
-                        f"{prof.stack_level} there (K01.FR.06/K01.FR.39)")
+        q = conflicting((i.profile for i in self.installed), prof)
+        if q is not None:
+            return ("Rejected", "DuplicateProfile",
+                    f"profile {q.id} already has purpose {WIRE_PURPOSE[VERSION][prof.purpose]} and stackLevel "
+                    f"{prof.stack_level} there ({conflict_clause(q, prof)})")
         self.installed = [i for i in self.installed if i.profile.id != prof.id] + [Installed(dict(raw), prof)]
         self._recompute_for(evse_id)
         return "Accepted", "", ""

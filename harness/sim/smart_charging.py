@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..smart.oracle import composite_schedule, limit_at
 from ..smart.profiles import (
-    EXTERNAL, STATION_MAX, TX, TX_DEFAULT, WIRE_PURPOSE, ChargingProfile, ProfileConflict, ProfileError,
-    parse_profile,
+    EXTERNAL, STATION_MAX, TX, WIRE_PURPOSE, ChargingProfile, ProfileConflict, ProfileError,
+    conflict_clause, conflicting, parse_profile,
 )
 from ..smart.schedule import CompositeSchedule
 
@@ -128,17 +128,11 @@ class SmartCharging:
                         f"transaction {tx.tx_id or '(not yet known)'}"), None
         if len([i for i in self.installed if i.profile.id != p.id]) >= MAX_PROFILES:
             return ("Rejected", "NoMemory", f"already {MAX_PROFILES} profiles installed"), None
-        if self.version == "2.0.1":
-            for i in self.installed:
-                q = i.profile
-                if q.id == p.id or q.purpose != p.purpose or q.stack_level != p.stack_level:
-                    continue
-                same_place = q.evse_id == p.evse_id or (p.purpose == TX_DEFAULT and 0 in (q.evse_id, p.evse_id))
-                if same_place and q.valid_overlaps(p):
-                    clause = ("K01.FR.52/53" if q.evse_id != p.evse_id else "K01.FR.39" if p.purpose == TX
-                              else "K01.FR.06")
-                    return ("Rejected", "DuplicateProfile", f"profile {q.id} already has purpose "
-                            f"{WIRE_PURPOSE['2.0.1'][p.purpose]} and stackLevel {p.stack_level} there ({clause})"), None
+        q = conflicting((i.profile for i in self.installed), p) if self.version == "2.0.1" else None
+        if q is not None:
+            return ("Rejected", "DuplicateProfile", f"profile {q.id} already has purpose "
+                    f"{WIRE_PURPOSE['2.0.1'][p.purpose]} and stackLevel {p.stack_level} there "
+                    f"({conflict_clause(q, p)})"), None
         return _accepted(), p
 
     def set_profile(self, target: int, raw: dict[str, Any]) -> Verdict:

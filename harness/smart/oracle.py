@@ -78,7 +78,7 @@ from datetime import datetime
 from typing import Literal
 
 from harness.smart.profiles import (
-    EXTERNAL, RECURRENCE_S, STATION_MAX, TX, TX_DEFAULT, ChargingProfile, ChargingSchedule, ProfileConflict,
+    EXTERNAL, RECURRENCE_S, STATION_MAX, TX, TX_DEFAULT, ChargingProfile, ChargingSchedule, ProfileConflict, conflict_clause,
     ProfileInput, Unit, Version, parse_profiles, epoch,
 )
 from harness.smart.schedule import NO_LIMIT, CompositePeriod, CompositeSchedule, convert, merge, quantize, utc
@@ -240,8 +240,7 @@ def _check_conflicts(group: list[ChargingProfile], version: Version) -> None:
                         f"{a.label} and {b.label} share purpose and stackLevel {level}: OCPP 1.6 §3.13.2 does "
                         "not allow both (the station SHALL have replaced the older one)")
                 if a.valid_overlaps(b):
-                    clause = ("K01.FR.52/K01.FR.53" if a.purpose == TX_DEFAULT and a.evse_id != b.evse_id
-                              else "K01.FR.39" if a.purpose == TX else "K01.FR.06")
+                    clause = conflict_clause(a, b)
                     raise ProfileConflict(
                         f"{a.label} and {b.label} share purpose and stackLevel {level} with overlapping "
                         f"validity: OCPP 2.0.1 {clause} requires the station to reject the second one")

@@ -102,6 +102,25 @@ class ChargingProfile:
 
 # ---- time ----------------------------------------------------------------------------------
 
+def conflict_clause(a: ChargingProfile, b: ChargingProfile) -> str:
+    """The 2.0.1 requirement two profiles of one purpose and stackLevel with overlapping validity break."""
+    if a.purpose == TX_DEFAULT and a.evse_id != b.evse_id:
+        return "K01.FR.52/K01.FR.53"      # EVSE 0 vs one EVSE
+    return "K01.FR.39" if a.purpose == TX else "K01.FR.06"
+
+
+def conflicting(installed: Iterable[ChargingProfile], new: ChargingProfile) -> ChargingProfile | None:
+    """2.0.1: the installed profile that `new` may not join (same purpose and stackLevel at the same
+    place, overlapping validity), or None. The same id is a replacement, never a conflict."""
+    for q in installed:
+        if q.id == new.id or q.purpose != new.purpose or q.stack_level != new.stack_level:
+            continue
+        same_place = q.evse_id == new.evse_id or (new.purpose == TX_DEFAULT and 0 in (q.evse_id, new.evse_id))
+        if same_place and q.valid_overlaps(new):
+            return q
+    return None
+
+
 def epoch(value: datetime | str) -> int:
     """UTC epoch seconds of a datetime or an ISO 8601 string (naive = UTC; fractions truncated)."""
     if isinstance(value, str):
