@@ -111,32 +111,6 @@ def run(
     raise typer.Exit(rc)
 
 
-def _is_manual(path: Path) -> bool:
-    from .dut.profile import load_profile
-
-    try:
-        return load_profile(path).adapter == "manual"
-    except Exception:
-        return False
-
-
-def _render(results: Path, out: Path) -> None:
-    from .report.html import AllureUnavailable, render_html
-
-    try:
-        index = render_html(results, out)
-    except AllureUnavailable as exc:
-        console.print(f"[yellow]HTML report not rendered:[/] {exc}")
-        return
-    console.print(f"HTML report: {index}")
-
-
-@app.command()
-def report(results: Path = typer.Option(REPORTS / "allure-results"), out: Path = typer.Option(REPORTS / "html")) -> None:
-    """Render Allure results into a single-file HTML report (npm `allure` CLI, no Java)."""
-    _render(results, out)
-
-
 @app.command("list")
 def list_cases(paths: Optional[list[Path]] = typer.Argument(None), as_json: bool = typer.Option(False, "--json")) -> None:
     """List test cases with ids, versions, roles, profiles, PICS needs and the faults they catch."""

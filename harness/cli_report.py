@@ -135,9 +135,7 @@ def matrix(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `report` and `matrix` to the main CLI (replacing an older `report`, if any)."""
-    app.registered_commands = [c for c in app.registered_commands
-                               if (c.name or getattr(c.callback, "__name__", "")) not in ("report", "matrix")]
+    """Add `report` and `matrix` to the main CLI."""
     app.command("report")(report)
     app.command("matrix")(matrix)
 
