@@ -1,0 +1,203 @@
+"""Translate between the harness's canonical message dicts and the reference codec's JSON.
+
+Canonical form (shared with the harness's own EXI codec): one top-level key, the global
+element's local name; nested dicts keyed by local element/attribute names; elements that
+may repeat are always lists; int for integer types, bool, str for strings and enums, bytes
+for hexBinary/base64Binary; simple content with attributes as {"value": ..., "<attr>": ...};
+an empty complex element is {}.
+
+The reference jar's JSON differs only in values: hexBinary as upper-case hex text,
+base64Binary as base64 text, and it may be lax about lists of one. The XSD tells which is which.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from harness.iso15118.reference.xsd_model import ComplexInfo, SchemaSet
+
+
+class CanonicalError(ValueError):
+    """A message does not fit the schema (names the path of the offending element)."""
+
+
+def to_codec_json(schema: SchemaSet, message: dict) -> dict:
+    """Canonical dict -> the JSON object the reference jar encodes."""
+    name, body = _single_root(message)
+    _qn, node = _global(schema, name)
+    return {name: _to_codec(schema, schema.info(schema.element_type_key(node)), body, name)}
+
+
+def from_codec_json(schema: SchemaSet, message: dict) -> dict:
+    """The reference jar's decoded JSON object -> canonical dict."""
+    name, body = _single_root(message)
+    _qn, node = _global(schema, name)
+    return {name: _from_codec(schema, schema.info(schema.element_type_key(node)), body, name)}
+
+
+def _single_root(message: Any) -> tuple[str, Any]:
+    if not isinstance(message, dict) or len(message) != 1:
+        raise CanonicalError("a message is a dict with exactly one key (its root element)")
+    return next(iter(message.items()))
+
+
+def _global(schema: SchemaSet, name: str):
+    try:
+        return schema.global_element(name)
+    except KeyError as exc:
+        raise CanonicalError(str(exc)) from exc
+
+
+def _is_simple(info: ComplexInfo) -> bool:
+    return info.text_kind is not None and not info.children
+
+
+# -- canonical -> codec ---------------------------------------------------------------------
+def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> Any:
+    if _is_simple(info):
+        if not info.attributes:
+            return _scalar_to_codec(info.text_kind or "str", value, path)
+        if not isinstance(value, dict) or "value" not in value:
+            raise CanonicalError(f"{path}: simple content with attributes is {{'value': ..., attrs}}")
+        out = {"value": _scalar_to_codec(info.text_kind or "str", value["value"], path)}
+        for key, item in value.items():
+            if key == "value":
+                continue
+            if key not in info.attributes:
+                raise CanonicalError(f"{path}: no attribute {key!r}")
+            out[key] = _scalar_to_codec(info.attributes[key], item, f"{path}@{key}")
+        return out
+    if not isinstance(value, dict):
+        raise CanonicalError(f"{path}: expected a dict, got {type(value).__name__}")
+    out = {}
+    for key, item in value.items():
+        where = f"{path}.{key}"
+        if key in info.attributes:
+            out[key] = _scalar_to_codec(info.attributes[key], item, where)
+            continue
+        child = info.children.get(key)
+        if child is None:
+            raise CanonicalError(f"{where}: not allowed here (allowed: {sorted(info.children)})")
+        child_info = schema.info(child.type_key)
+        if child.repeats:
+            if not isinstance(item, list):
+                raise CanonicalError(f"{where}: repeats in the XSD, so it must be a list")
+            out[key] = [_to_codec(schema, child_info, x, f"{where}[{i}]") for i, x in enumerate(item)]
+        else:
+            if isinstance(item, list):
+                raise CanonicalError(f"{where}: occurs at most once, so it must not be a list")
+            out[key] = _to_codec(schema, child_info, item, where)
+    return out
+
+
+def _scalar_to_codec(kind: str, value: Any, path: str) -> Any:
+    if kind in ("hex", "base64"):
+        if not isinstance(value, (bytes, bytearray)):
+            raise CanonicalError(f"{path}: {kind}Binary wants bytes, got {type(value).__name__}")
+        if kind == "hex":
+            return bytes(value).hex().upper()
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CanonicalError(f"{path}: wants an int, got {type(value).__name__}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise CanonicalError(f"{path}: wants a bool, got {type(value).__name__}")
+        return value
+    if not isinstance(value, str):
+        raise CanonicalError(f"{path}: wants a str, got {type(value).__name__}")
+    return value
+
+
+# -- codec -> canonical ---------------------------------------------------------------------
+def _from_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> Any:
+    if _is_simple(info):
+        if not info.attributes:
+            if isinstance(value, dict) and set(value) == {"value"}:
+                value = value["value"]
+            return _scalar_from_codec(info.text_kind or "str", value, path)
+        if not isinstance(value, dict):
+            value = {"value": value}
+        out = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            if key == "value":
+                out[key] = _scalar_from_codec(info.text_kind or "str", item, path)
+            else:
+                out[key] = _scalar_from_codec(info.attributes.get(key, "str"), item, f"{path}@{key}")
+        return out
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise CanonicalError(f"{path}: the codec gave {type(value).__name__} for a complex element")
+    out = {}
+    for key, item in value.items():
+        where = f"{path}.{key}"
+        if item is None:
+            continue
+        if key in info.attributes:
+            out[key] = _scalar_from_codec(info.attributes[key], item, where)
+            continue
+        child = info.children.get(key)
+        if child is None:
+            raise CanonicalError(f"{where}: the codec gave an element the XSD does not allow here")
+        child_info = schema.info(child.type_key)
+        items = item if isinstance(item, list) else [item]
+        converted = [_from_codec(schema, child_info, x, f"{where}[{i}]") for i, x in enumerate(items)]
+        if child.repeats:
+            out[key] = converted
+        elif len(converted) == 1:
+            out[key] = converted[0]
+        else:
+            raise CanonicalError(f"{where}: the codec gave a list for a single element")
+    return out
+
+
+def _scalar_from_codec(kind: str, value: Any, path: str) -> Any:
+    try:
+        if kind == "hex":
+            return bytes.fromhex(str(value))
+        if kind == "base64":
+            return base64.b64decode(str(value), validate=True)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError("a bool where an int belongs")
+            return int(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1"):
+                return True
+            if str(value).lower() in ("false", "0"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+    except (ValueError, binascii.Error) as exc:
+        raise CanonicalError(f"{path}: cannot read {value!r} as {kind}: {exc}") from exc
+    return value if isinstance(value, str) else str(value)
+
+
+# -- JSON files: bytes as {"$hex": ...} -----------------------------------------------------
+def to_jsonable(value: Any) -> Any:
+    """Canonical dict -> plain JSON (bytes become {"$hex": "..."})."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"$hex": bytes(value).hex()}
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def from_jsonable(value: Any) -> Any:
+    """Inverse of to_jsonable."""
+    if isinstance(value, dict):
+        if set(value) == {"$hex"}:
+            return bytes.fromhex(value["$hex"])
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return value
