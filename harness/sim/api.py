@@ -8,7 +8,7 @@ fault name behaves like a real device that gets exactly one thing wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Awaitable, Callable, Literal, Protocol
 
 
 class UnknownSimAction(ValueError):
@@ -96,3 +96,23 @@ class Simulator(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def perform(self, action: str, params: dict[str, Any]) -> Any: ...
+
+
+@dataclass
+class Reply:
+    """A handler's answer to a CSMS CALL, and what to do once the answer is on the wire."""
+    payload: dict[str, Any]
+    after: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A configuration value both device models expose (2.0.1 variable / 1.6 key)."""
+    attr: str | None                          # StationSimulator attribute; None = constant
+    kind: Literal["int", "bool", "str", "list"] = "str"
+    readonly: bool = False
+    const: str = ""
+    choices: tuple[str, ...] = ()             # allowed members of a list
+    minimum: int = 0
+
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import features
 from .csms_faults import OTHER_RESET_TYPE, other_evse, other_trigger, other_value
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def provoked_calls(action: str, payload: dict[str, Any]) -> set[str]:
     if action in ("TriggerMessage", "ExtendedTriggerMessage"):
         message = str(payload.get("requestedMessage", ""))
         return {_TRIGGERED_CALL.get(message, message)}
-    return set()
+    return set(features.csms_provokes(action))
 
 
 def _status_key(connector_id: int) -> tuple[int, int]:
@@ -148,6 +149,7 @@ _HANDLERS: dict[str, Handler] = {
     "SignCertificate": lambda sim, st, p: {"status": "Rejected"},    # no PKI yet
 }
 
+_HANDLERS.update(features.csms_answers(VERSION))
 STATION_ACTIONS = frozenset({"BootNotification", "Heartbeat", *_HANDLERS, *_ACKNOWLEDGED})
 
 
@@ -255,3 +257,4 @@ OPERATOR_ACTIONS: dict[str, Builder] = {
     "unlock_connector": _unlock_connector,
     "clear_cache": _clear_cache,
 }
+OPERATOR_ACTIONS.update(features.csms_operator(VERSION))

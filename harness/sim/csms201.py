@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import features
 from .csms_faults import OTHER_RESET_TYPE, other_evse, other_trigger, other_value
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def provoked_calls(action: str, payload: dict[str, Any]) -> set[str]:
         return {_TRIGGERED_CALL.get(message, message)}
     if action in ("GetBaseReport", "GetReport"):
         return {"NotifyReport"}
-    return set()
+    return set(features.csms_provokes(action))
 
 
 # ---- answers to the station's CALLs ------------------------------------------------------
@@ -144,6 +145,7 @@ _HANDLERS: dict[str, Handler] = {
     "NotifyEvent": lambda sim, st, p: _notify_event(sim, st, p),
 }
 
+_HANDLERS.update(features.csms_answers(VERSION))
 STATION_ACTIONS = frozenset({"BootNotification", "Heartbeat", *_HANDLERS, *_ACKNOWLEDGED})
 
 
@@ -299,3 +301,4 @@ OPERATOR_ACTIONS: dict[str, Builder] = {
     "get_transaction_status": _get_transaction_status,
     "get_base_report": _get_base_report,
 }
+OPERATOR_ACTIONS.update(features.csms_operator(VERSION))

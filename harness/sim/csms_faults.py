@@ -95,6 +95,11 @@ CSMS_FAULTS.update(dict([
        "GetBaseReport asks for the other inventory (FullInventory <-> ConfigurationInventory) than the operator chose"),
 ]))
 
+# Faults of the optional functional blocks (harness.sim.features, one module per block).
+from .features import csms_faults as _feature_faults  # noqa: E402  (after the core catalogue on purpose)
+
+CSMS_FAULTS.update(_feature_faults())
+
 # Delay applied by the `slow_response` fault: longer than any sane CALL timeout.
 SLOW_RESPONSE_DELAY_S = 40.0
 # What `accepts_unknown_subprotocol` additionally agrees to.

@@ -157,3 +157,11 @@ STATION_FAULTS.update(dict([
     _cs("data_transfer_not_implemented", _V16,
         "Answers DataTransfer (a Core message in 1.6) with CALLERROR NotImplemented instead of a DataTransfer.conf status."),
 ]))
+
+# --- faults of the optional functional blocks (harness.sim.features, one module per block) ---
+def _add_feature_faults() -> None:
+    from .features import station_faults         # lazy: feature modules import this package's api
+    STATION_FAULTS.update(station_faults())
+
+
+_add_feature_faults()

@@ -44,9 +44,10 @@ from ..ocpp.framing import Call, new_message_id
 from ..ocpp.trace import Trace
 from ..transport.client import connect_station
 from ..transport.security import SecurityProfile, tls_security
-from .api import StationSimConfig, UnknownSimAction
+from .api import Reply, Setting, StationSimConfig, UnknownSimAction
 from .ev import EvModel
 from .evse import Evse
+from . import features
 from .faults import get_fault
 from .smart_charging import SmartCharging
 
@@ -74,6 +75,9 @@ _CODE_NAMES = {
 }
 
 
+Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
+
+
 def violation_code(version: str, rule: str) -> str:
     """CALLERROR code for a request that broke schema keyword `rule` (additionalProperties → Format…)."""
     return _CODE_NAMES[version][_RULE_CODES.get(rule, "")]
@@ -95,27 +99,6 @@ def garbage_code(version: str, message_type: Any) -> str | None:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Reply:
-    """A handler's answer to a CSMS CALL, and what to do once the answer is on the wire."""
-    payload: dict[str, Any]
-    after: Callable[[], Awaitable[None]] | None = None
-
-
-Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A configuration value both device models expose (2.0.1 variable / 1.6 key)."""
-    attr: str | None                          # StationSimulator attribute; None = constant
-    kind: Literal["int", "bool", "str", "list"] = "str"
-    readonly: bool = False
-    const: str = ""
-    choices: tuple[str, ...] = ()             # allowed members of a list
-    minimum: int = 0
 
 
 @dataclass
@@ -159,6 +142,25 @@ class FrontEnd:
     def end_all(self, why: str) -> list[asyncio.Future[dict[str, Any] | None]]:
         """End every transaction because of `why` ("reset_hard", "reset_soft", "power_loss", …)."""
         raise NotImplementedError
+
+    # ---- feature hooks (harness.sim.features): both editions call these at the same points ----
+
+    async def feature_token_gate(self, evse: Evse, id_token: str, token_type: str) -> str | None:
+        """A feature's local decision on a presented token (None = ask the CSMS as usual)."""
+        for f in features.with_hook("token_gate"):
+            verdict = await f.token_gate(self, evse, id_token, token_type)   # type: ignore[misc]
+            if verdict is not None:
+                return verdict
+        return None
+
+    def feature_status(self, evse: Evse, connector: int, status: str) -> str:
+        for f in features.with_hook("connector_status"):
+            status = f.connector_status(self, evse, connector, status)       # type: ignore[misc]
+        return status
+
+    def feature_tx(self, hook: str, evse: Evse, tx: Any) -> None:
+        for f in features.with_hook(hook):
+            getattr(f, hook)(self, evse, tx)
 
     def profile_evse(self, target: int) -> Evse | None:
         """The EVSE a charging profile set on `target` (2.0.1 evseId / 1.6 connectorId > 0) governs."""
@@ -505,6 +507,8 @@ class StationSimulator:
                 self.accepted.set()
                 if not self.has("no_status_after_boot"):
                     self.front.send_all_status()
+                for f in features.with_hook("boot_accepted"):
+                    f.boot_accepted(self.front)        # type: ignore[misc]
                 self.spawn(self._heartbeat_loop(conn), "heartbeat", session=True)
                 return
             wait = float(interval) if interval > 0 else self.boot_retry_default_s
@@ -551,9 +555,21 @@ class StationSimulator:
         """Queue a CALL for when the station is Accepted; the future gets the CALLRESULT payload
         (None for a CALLERROR, a timeout, or a volatile message lost with its connection)."""
         fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        for f in features.with_hook("outgoing"):
+            f.outgoing(self.front, action, payload)            # type: ignore[misc]
+        if self._answer_hooks:
+            fut.add_done_callback(lambda done: None if done.cancelled() else self._answered(action, payload, done.result()))
         self._outbox.append(_Outgoing(action, payload, fut, persistent, validate))
         self._outbox_event.set()
         return fut
+
+    @property
+    def _answer_hooks(self) -> list[features.Feature]:
+        return features.with_hook("answered")
+
+    def _answered(self, action: str, payload: dict[str, Any], response: dict[str, Any] | None) -> None:
+        for f in self._answer_hooks:
+            f.answered(self.front, action, payload, response)  # type: ignore[misc]
 
     def _drop_volatile(self) -> None:
         keep: deque[_Outgoing] = deque()
@@ -609,12 +625,17 @@ class StationSimulator:
         conn = conn or self.conn
         if conn is None:
             return None
+        for f in features.with_hook("outgoing"):
+            f.outgoing(self.front, action, payload)            # type: ignore[misc]
         async with self._lock:
             try:
                 resp = await conn.call(action, payload, self.call_timeout_s, validate=validate)
             except (ConnectionLost, asyncio.TimeoutError):
                 return None
-        return None if resp.is_error else dict(resp.frame.payload)
+        result = None if resp.is_error else dict(resp.frame.payload)
+        if self._answer_hooks:
+            self._answered(action, payload, result)
+        return result
 
     def send_triggered(self, action: str, payload: dict[str, Any], persistent: bool = False) -> None:
         """A message the CSMS asked for: allowed while Pending, so it skips the gate then."""
@@ -740,7 +761,11 @@ class StationSimulator:
             return {"evse": evse.id, "limit_kw": limit}
         if action == "state":
             return self.snapshot()
-        raise UnknownSimAction(f"station simulator has no action {action!r}; valid: {', '.join(self.ACTIONS)}")
+        extra = features.station_actions()
+        if action in extra:
+            return await extra[action](self, params)
+        valid = ", ".join([*self.ACTIONS, *sorted(extra)])
+        raise UnknownSimAction(f"station simulator has no action {action!r}; valid: {valid}")
 
     def snapshot(self) -> dict[str, Any]:
         return {

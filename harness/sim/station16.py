@@ -12,10 +12,12 @@ unplugging during a transaction goes to Available directly after StopTransaction
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from .evse import Authorization, Evse, Transaction
 from .smart_charging import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
+from . import features
 from .station import MEASURANDS, FrontEnd, Handler, Reply, Setting, now_iso
 
 _ENERGY = "Energy.Active.Import.Register"
@@ -47,7 +49,8 @@ class Station16(FrontEnd):
             "AuthorizeRemoteTxRequests": Setting("authorize_remote_start", "bool"),
             "StopTransactionOnInvalidId": Setting("stop_tx_on_invalid", "bool"),
             "NumberOfConnectors": Setting(None, const=str(len(self.connectors)), **ro),
-            "SupportedFeatureProfiles": Setting(None, const="Core,RemoteTrigger,SmartCharging", **ro),
+            "SupportedFeatureProfiles": Setting(None, const=",".join(
+                ["Core", "RemoteTrigger", "SmartCharging", *features.profiles16()]), **ro),
             "GetConfigurationMaxKeys": Setting(None, const="50", **ro),
             "ClockAlignedDataInterval": Setting(None, "int", const="0"),
             "MeterValuesAlignedData": Setting(None, "str", const=""),
@@ -75,6 +78,9 @@ class Station16(FrontEnd):
             "SetChargingProfile": self._set_charging_profile, "ClearChargingProfile": self._clear_charging_profile,
             "GetCompositeSchedule": self._get_composite_schedule,
         }
+        self.config.update(features.station_config())
+        self._handlers.update({action: partial(handler, self)
+                               for action, handler in features.station_handlers(self.version).items()})
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -107,7 +113,7 @@ class Station16(FrontEnd):
             if evse.plugged_connector != connector:
                 return "Unavailable"
             return "Finishing" if evse.finishing else "Preparing"
-        return "Preparing" if evse.auth is not None else "Available"
+        return "Preparing" if evse.auth is not None else self.feature_status(evse, connector, "Available")
 
     def _status_payload(self, cid: int) -> dict[str, Any]:
         if cid == 0:
@@ -182,6 +188,11 @@ class Station16(FrontEnd):
             return
         if evse.inoperative:
             return
+        local = await self.feature_token_gate(evse, id_token[:20], token_type)
+        if local is not None:
+            if local == "Accepted":
+                self.authorize(evse, Authorization(id_token[:20], token_type, self.sim.now()))
+            return
         resp = await self.sim.enqueue("Authorize", {"idTag": id_token[:20]})
         status = ((resp or {}).get("idTagInfo") or {}).get("status")
         if status != "Accepted" and not self.sim.has("authorize_invalid_still_starts"):
@@ -217,6 +228,7 @@ class Station16(FrontEnd):
             "connectorId": self.cid[(evse.id, tx.connector_id)], "idTag": auth.id_token,
             "meterStart": int(round(tx.meter_start_wh)), "timestamp": now_iso()}, persistent=True)
         self.sim.spawn(self._started(evse, tx, fut), f"start-tx-{evse.id}")
+        self.feature_tx("tx_started", evse, tx)
 
     async def _started(self, evse: Evse, tx: Transaction, fut: asyncio.Future[dict[str, Any] | None]) -> None:
         resp = await fut
@@ -264,6 +276,7 @@ class Station16(FrontEnd):
         tx.meter_stop_wh = self.sim.readings(evse, [_ENERGY], "Transaction.End")[0][1]
         evse.tx = None
         self.sim.smart.on_tx_ended(evse)           # §3.13.1: a TxProfile lives as long as its transaction
+        self.feature_tx("tx_ended", evse, tx)
         evse.finishing = evse.plugged
         evse.advance(self.sim.now(), self.sim.time_scale)
         fut = self._send_stop(tx) if tx.cs16_id is not None else None   # else _started sends it

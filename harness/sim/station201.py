@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 from typing import Any
 
 from .evse import Authorization, Evse, Transaction
 from .smart_charging import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
+from . import features
 from .station import MEASURANDS, FrontEnd, Handler, Reply, Setting, now_iso
 
 _ENERGY = "Energy.Active.Import.Register"
@@ -64,6 +66,10 @@ class Station201(FrontEnd):
             "GetChargingProfiles": self._get_charging_profiles, "GetCompositeSchedule": self._get_composite_schedule,
             "GetBaseReport": self._get_base_report,
         }
+        self.variables.update(features.station_variables())
+        self._components = {c for c, _, _ in self.variables}
+        self._handlers.update({action: partial(handler, self)
+                               for action, handler in features.station_handlers(self.version).items()})
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -81,7 +87,7 @@ class Station201(FrontEnd):
             return "Unavailable"
         if evse.plugged:   # the plugged connector is Occupied, its siblings cannot be used meanwhile
             return "Occupied" if evse.plugged_connector == connector else "Unavailable"
-        return "Available"
+        return self.feature_status(evse, connector, "Available")
 
     def status_payloads(self, evse: Evse) -> list[dict[str, Any]]:
         out = []
@@ -177,6 +183,11 @@ class Station201(FrontEnd):
             return
         if evse.inoperative:
             return
+        local = await self.feature_token_gate(evse, id_token, token_type)
+        if local is not None:
+            if local == "Accepted":
+                self.authorize(evse, Authorization(id_token, token_type, self.sim.now()), "Authorized")
+            return
         resp = await self.sim.enqueue("Authorize", {"idToken": {"idToken": id_token, "type": token_type}})
         status = (resp or {}).get("idTokenInfo", {}).get("status")
         if status != "Accepted" and not self.sim.has("authorize_invalid_still_starts"):
@@ -204,6 +215,7 @@ class Station201(FrontEnd):
         started = self._tx_event(evse, tx, "Started", trigger, meter=meter, id_token=(auth.id_token, auth.token_type))
         tx.tasks.append(self.sim.spawn(self._meter_loop(evse, tx), f"meter-evse{evse.id}"))
         tx.tasks.append(self.sim.spawn(self._check_started(evse, tx, started), f"tx-auth-evse{evse.id}"))
+        self.feature_tx("tx_started", evse, tx)
         if self.sim.has("drops_connection_in_tx"):
             self.sim.spawn(self.sim.drop_connection_later(1.0), "drop")
 
@@ -242,6 +254,7 @@ class Station201(FrontEnd):
         fut = self._tx_event(evse, tx, "Ended", trigger, meter=meter, stopped_reason=reason, id_token=id_token)
         evse.tx = None
         self.sim.smart.on_tx_ended(evse)           # a TxProfile lives as long as its transaction
+        self.feature_tx("tx_ended", evse, tx)
         evse.advance(self.sim.now(), self.sim.time_scale)
         if evse.inoperative_scheduled:
             evse.inoperative, evse.inoperative_scheduled = True, None
