@@ -373,3 +373,19 @@ def load_v2g_pki(directory: str | Path) -> V2GPki:
         pki.chains[name] = {"leaf": e["leaf"], "intermediates": list(e["intermediates"]), "root": e["root"]}
         pki.chain_paths[name] = d / e["pem"]
     return pki
+
+
+def issue_contract_certificate(pki: V2GPki, emaid: str | None = None,
+                               key: V2GKey | None = None) -> tuple[V2GKey, x509.Certificate]:
+    """A fresh contract key pair and certificate from the PKI's MO Sub-CA 2 (what an MO makes for a
+    CertificateInstallationRes). Not written to disk; the OCSP responder of `pki` will call it unknown
+    unless you register it."""
+    emaid = emaid or pki.emaid
+    problem = emaid_problem(emaid)
+    if problem:
+        raise V2GPkiError(problem)
+    key = key or new_key(pki.flavour)
+    spec = _Spec("contract_new", emaid, "MO", "mo_subca2", "contract", 730,
+                 pki.certs["mo_subca2"].subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return key, _issue(spec, key, pki.certs["mo_subca2"], pki.keys["mo_subca2"], now, pki.ocsp_url)
