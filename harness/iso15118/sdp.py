@@ -248,7 +248,10 @@ async def discover_secc(iface: str, security: Security = Security.TLS, *,
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
-    local = sock.getsockname()
+    try:                                 # for traces: the address the kernel will send from
+        local: tuple = (link_local_address(iface), sock.getsockname()[1], 0, index)
+    except (SdpError, OSError):
+        local = sock.getsockname()
     request = SdpRequest(security).encode()
     exchanges: list[SdpExchange] = []
     try:

@@ -1,0 +1,206 @@
+"""Recording a V2G session's traffic as a pcap, and reading it back with the V2G layers.
+
+Real capture: inside the namespace pair (netns.py) the runner starts `dumpcap` on the EV's
+veth end; user namespaces let it open the interface without privileges on the host. The
+file is classic pcap (`-F pcap`) so scapy's `rdpcap` and every Wireshark read it.
+
+Synthesized capture (`synthesize_pcap`): where dumpcap is missing or the traffic never
+touched an interface, the packets are rebuilt from what the endpoints saw — SDP datagrams
+as IPv6/UDP, each TCP connection as a handshake, data segments with consistent seq/ack
+numbers and a FIN exchange. Bytes are written exactly as given: for a TLS session give the
+raw TLS records (e.g. from `ssl.MemoryBIO`-based plumbing), otherwise the V2GTP messages.
+
+TLS: capture files only hold ciphertext. The TLS contexts of tls.py write the session
+secrets to a key-log file (`keylog=` or SSLKEYLOGFILE, NSS format); open the capture with
+`wireshark -o tls.keylog_file:<keylog> capture.pcap` (or `tshark -o ...`) to see the
+V2GTP messages inside. Wireshark has no built-in V2GTP dissector; with the V2G plug-ins
+(e.g. dsV2Gshark) it decodes them, and scapy with `layers.py` does here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet
+from scapy.plist import PacketList
+from scapy.utils import rdpcap, wrpcap
+
+from . import layers
+from .sdp import SdpExchange
+
+PCAP_HEADER_BYTES = 24
+DUMPCAP_START_BOUND = 5.0
+
+
+class CaptureError(RuntimeError):
+    pass
+
+
+def dumpcap_available() -> str | None:
+    """None if dumpcap is installed, else why not."""
+    return None if shutil.which("dumpcap") else "dumpcap (Wireshark) is not installed"
+
+
+def start_dumpcap(iface: str, path: Path, log_path: Path) -> subprocess.Popen:
+    """Start capturing `iface` into `path` (pcap); returns once dumpcap has the interface open."""
+    reason = dumpcap_available()
+    if reason:
+        raise CaptureError(reason)
+    path.unlink(missing_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(["dumpcap", "-q", "-i", iface, "-F", "pcap", "-w", str(path)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + DUMPCAP_START_BOUND
+    # dumpcap writes the file header once the interface is open and capturing
+    while not (path.exists() and path.stat().st_size >= PCAP_HEADER_BYTES):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_dumpcap(process)
+            raise CaptureError(f"dumpcap did not start on {iface}: {log_path.read_text(errors='replace')}")
+        time.sleep(0.02)
+    return process
+
+
+def stop_dumpcap(process: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM lets dumpcap flush and close the file; SIGKILL only if it does not."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace)
+
+
+def read_capture(path: Path, *, v2g_tcp_ports: Iterable[int] = (), tls_tcp_ports: Iterable[int] = ()) -> PacketList:
+    """Read a pcap with SDP/V2GTP dissected, and V2GTP (or TLS) on the given TCP ports."""
+    for port in v2g_tcp_ports:
+        layers.bind_v2g_tcp_port(port)
+    for port in tls_tcp_ports:
+        layers.bind_tls_tcp_port(port)
+    return rdpcap(str(path))
+
+
+def layer_counts(packets: Iterable[Packet]) -> Counter:
+    """How many packets contain each layer (by scapy layer name): a quick content check."""
+    counts: Counter = Counter()
+    for packet in packets:
+        seen = set()
+        layer = packet
+        while layer:
+            seen.add(layer.name)
+            for sub in getattr(layer, "msg", []) or []:       # TLS records carry messages
+                if isinstance(sub, Packet):
+                    seen.add(sub.name)
+            layer = layer.payload
+        counts.update(seen)
+    return counts
+
+
+# --------------------------------------------------------------------------- synthesis
+
+@dataclass
+class Segment:
+    t: float
+    from_client: bool
+    data: bytes
+
+
+@dataclass
+class TcpConversation:
+    """One TCP connection as the endpoints saw it (addresses without scope ids)."""
+    client: tuple[str, int]
+    server: tuple[str, int]
+    segments: list[Segment] = field(default_factory=list)
+    client_mac: str = "02:00:00:00:0e:01"
+    server_mac: str = "02:00:00:00:5e:cc"
+
+
+_SYN, _FIN, _ACK, _PSH = "S", "F", "A", "PA"
+_MSS = 1400
+
+
+def _mac_for(address: str, default: str) -> str:
+    if ipaddress.IPv6Address(address).is_multicast:
+        low = ipaddress.IPv6Address(address).packed[-4:]
+        return "33:33:" + ":".join(f"{b:02x}" for b in low)
+    return default
+
+
+def _sdp_packets(exchanges: Iterable[SdpExchange], ev_mac: str, secc_mac: str) -> list[Packet]:
+    packets = []
+    for exchange in exchanges:
+        local, peer = exchange.local, exchange.peer
+        src, dst = (local, peer) if exchange.sent else (peer, local)
+        # which side sent it: SDP requests come from the EV, responses from the SECC
+        from_ev = exchange.data[2:4] in (b"\x90\x00", b"\x90\x02")
+        src_mac, dst_mac = (ev_mac, secc_mac) if from_ev else (secc_mac, ev_mac)
+        packet = (Ether(src=src_mac, dst=_mac_for(dst[0], dst_mac)) /
+                  IPv6(src=src[0].split("%")[0], dst=dst[0].split("%")[0], hlim=255) /
+                  UDP(sport=src[1], dport=dst[1]) / exchange.data)
+        packet.time = exchange.t
+        packets.append(packet)
+    return packets
+
+
+def _tcp_packets(conversation: TcpConversation) -> list[Packet]:
+    c_ip, c_port = conversation.client
+    s_ip, s_port = conversation.server
+    base = {True: (Ether(src=conversation.client_mac, dst=conversation.server_mac) /
+                   IPv6(src=c_ip, dst=s_ip), c_port, s_port),
+            False: (Ether(src=conversation.server_mac, dst=conversation.client_mac) /
+                    IPv6(src=s_ip, dst=c_ip), s_port, c_port)}
+    seq = {True: 1000, False: 5000}
+    packets: list[Packet] = []
+    t0 = conversation.segments[0].t if conversation.segments else 0.0
+
+    def emit(t: float, from_client: bool, flags: str, data: bytes = b"") -> None:
+        head, sport, dport = base[from_client]
+        syn_or_fin = 1 if ("S" in flags or "F" in flags) else 0
+        ack = seq[not from_client] if flags != _SYN else 0
+        packet = head.copy() / TCP(sport=sport, dport=dport, flags=flags, seq=seq[from_client],
+                                   ack=ack, window=65535)
+        if data:
+            packet = packet / data
+        packet.time = t
+        packets.append(packet)
+        seq[from_client] = (seq[from_client] + len(data) + syn_or_fin) & 0xFFFFFFFF
+
+    emit(t0 - 0.003, True, _SYN)
+    emit(t0 - 0.002, False, "SA")
+    emit(t0 - 0.001, True, _ACK)
+    t = t0
+    for segment in conversation.segments:
+        t = max(t, segment.t)
+        for offset in range(0, len(segment.data), _MSS):
+            emit(t, segment.from_client, _PSH, segment.data[offset:offset + _MSS])
+            t += 1e-6
+        emit(t, not segment.from_client, _ACK)
+        t += 1e-6
+    emit(t + 0.001, True, "FA")
+    emit(t + 0.002, False, "FA")
+    emit(t + 0.003, True, _ACK)
+    return packets
+
+
+def synthesize_pcap(path: Path, *, sdp: Iterable[SdpExchange] = (),
+                    conversations: Iterable[TcpConversation] = (),
+                    ev_mac: str = "02:00:00:00:0e:01", secc_mac: str = "02:00:00:00:5e:cc") -> Path:
+    """Write the given SDP datagrams and TCP conversations as one time-ordered pcap."""
+    packets = _sdp_packets(sdp, ev_mac, secc_mac)
+    for conversation in conversations:
+        packets.extend(_tcp_packets(conversation))
+    packets.sort(key=lambda p: float(p.time))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrpcap(str(path), packets)
+    return path
