@@ -2,7 +2,7 @@
 
 Real capture: inside the namespace pair (netns.py) the runner starts `dumpcap` on the EV's
 veth end; user namespaces let it open the interface without privileges on the host. The
-file is classic pcap (`-F pcap`) so scapy's `rdpcap` and every Wireshark read it.
+file is classic pcap (`-P`) so scapy's `rdpcap` and every Wireshark read it.
 
 Synthesized capture (`synthesize_pcap`): where dumpcap is missing or the traffic never
 touched an interface, the packets are rebuilt from what the endpoints saw — SDP datagrams
@@ -59,7 +59,7 @@ def start_dumpcap(iface: str, path: Path, log_path: Path) -> subprocess.Popen:
         raise CaptureError(reason)
     path.unlink(missing_ok=True)
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(["dumpcap", "-q", "-i", iface, "-F", "pcap", "-w", str(path)],
+        process = subprocess.Popen(["dumpcap", "-q", "-P", "-i", iface, "-w", str(path)],
                                    stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + DUMPCAP_START_BOUND
     # dumpcap writes the file header once the interface is open and capturing
