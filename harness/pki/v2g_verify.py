@@ -111,7 +111,7 @@ def _verify(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
     # 2. path to a trusted root
     path = [leaf]
     cur = leaf
-    for _ in range(MAX_SUB_CAS + 1):
+    for _ in range(MAX_SUB_CAS + 2):
         named_roots = [r for r in trusted_roots if r.subject == cur.issuer]
         root = next((r for r in named_roots if _signed_by(cur, r)), None)
         if root is not None:
@@ -135,11 +135,13 @@ def _verify(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
         if issuer is None:
             return Verdict(False, f"signature of '{_cn(cur)}' does not verify with the key of "
                                   f"'{_cn(named[0])}'", "SignatureError", tuple(path))
+        if issuer.issuer != issuer.subject and len(path) > MAX_SUB_CAS:
+            return Verdict(False, f"no trusted root within {MAX_SUB_CAS} Sub-CAs of {label} '{_cn(leaf)}' "
+                                  "(ISO 15118-2 allows at most two)", "CertChainError", tuple(path))
         path.append(issuer)
         cur = issuer
-    else:
-        return Verdict(False, f"no trusted root within {MAX_SUB_CAS} Sub-CAs of {label} '{_cn(leaf)}' "
-                              "(ISO 15118-2 allows at most two)", "CertChainError", tuple(path))
+    else:   # unreachable with the checks above; kept so the loop can never fall through silently
+        return Verdict(False, f"no trusted root above {label} '{_cn(leaf)}'", "CertChainError", tuple(path))
     chain = tuple(path)
 
     if flavour is not None:
@@ -180,6 +182,14 @@ def _verify(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
                                   f"{_fmt(entry.revocation_date_utc)} per the CRL of '{_cn(chain[i + 1])}'",
                            "CertificateRevoked", chain)
     return Verdict(True, "valid", "Accepted", chain)
+
+
+def verify_chain(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
+                 trusted_roots: Sequence[x509.Certificate], at: dt.datetime | None = None, *,
+                 label: str = "certificate", crls: Sequence[x509.CertificateRevocationList] = (),
+                 flavour: str | None = None) -> Verdict:
+    """Checks 1–4 only, for any V2G leaf (CPS leaf, OEM provisioning certificate, ...)."""
+    return _verify(leaf, intermediates, trusted_roots, at, label, crls, flavour)
 
 
 def verify_contract_chain(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
