@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.iso15118 import capture, netns, sdp, tls, v2gtp
+from harness.iso15118 import netns, sdp, tls, v2gtp
 from harness.iso15118.netns import Side, SideSpec
 from harness.iso15118.sdp import Security
 
@@ -165,6 +165,7 @@ def _session(tmp_path, profile: str, capture_traffic: bool = True):
 
 
 def test_plain_v2gtp_session_with_capture(tmp_path):
+    from harness.iso15118 import capture          # scapy: imported here, not in the namespace sides
     if capture.dumpcap_available():
         pytest.skip(capture.dumpcap_available())
     result = _session(tmp_path, "none")
@@ -186,6 +187,7 @@ def test_plain_v2gtp_session_with_capture(tmp_path):
     ("iso20", "TLSv1.3", "TLS_AES_256_GCM_SHA384"),
 ])
 def test_tls_session_over_the_veth_pair(tmp_path, profile, version, cipher):
+    from harness.iso15118 import capture
     result = _session(tmp_path, profile, capture_traffic=capture.dumpcap_available() is None)
     assert result.ev["echoes"] == [[0x8001, "0 egassem"], [0x8002, "1 egassem"]]
     assert result.ev["security"] == Security.TLS

@@ -9,8 +9,8 @@ runner (`python -m harness.iso15118.netns pair <spec.json>`):
   * moves secc0 into a second network namespace (held by an `unshare -n sleep` process),
     so EV and SECC really are two hosts and every packet crosses the veth pair;
   * optionally runs `dumpcap` on ev0 (see capture.py);
-  * runs the SECC entry point in the second namespace (via nsenter), waits until it calls
-    `side.ready()`, then runs the EV entry point in the first one;
+  * starts the SECC side in the second namespace (via nsenter) and the EV side in the
+    first; the EV's entry point runs once the SECC's has called `side.ready()`;
   * collects each side's JSON result.
 
 Entry points are `"package.module:function"` or `"/path/to/file.py:function"`, an async
@@ -193,7 +193,6 @@ def _stop(process: subprocess.Popen | None, sig: int = signal.SIGKILL, grace: fl
 
 
 def _pair(spec_path: str) -> int:
-    from . import capture as capture_module
     spec = json.loads(Path(spec_path).read_text())
     workdir = Path(spec["workdir"])
     side_timeout = float(spec["side_timeout"])
@@ -208,13 +207,14 @@ def _pair(spec_path: str) -> int:
         _configure(EV_IFACE, EV_MAC, EV_ADDRESS)
         _configure(SECC_IFACE, SECC_MAC, SECC_ADDRESS, netns_pid=holder.pid)
         if spec["capture"]:
+            from . import capture as capture_module       # scapy is slow to import: only when asked
             dumpcap = capture_module.start_dumpcap(EV_IFACE, workdir / "capture.pcap", workdir / "dumpcap.log")
         side_command = [sys.executable, "-m", "harness.iso15118.netns", "side"]
         with open(workdir / "secc.log", "wb") as secc_log, open(workdir / "ev.log", "wb") as ev_log:
+            # Both start at once (Python start-up overlaps); the EV side itself waits for
+            # the SECC's ready() before its entry point runs.
             secc = _spawn(["nsenter", f"--net=/proc/{holder.pid}/ns/net", "--",
                            *side_command, "secc", spec_path], secc_log)
-            _wait_until(lambda: (workdir / "secc.ready").exists() or secc.poll() is not None,
-                        side_timeout, "the SECC side's ready()")
             ev = _spawn([*side_command, "ev", spec_path], ev_log)
             deadline = time.monotonic() + side_timeout + 2.0
             for process in (ev, secc):
@@ -262,6 +262,10 @@ def _side(role: str, spec_path: str) -> int:
                 workdir, spec[role]["kwargs"])
     try:
         function = _load_entry(spec[role]["entry"])
+        if role == "ev":
+            peer_result = workdir / "secc.result.json"
+            _wait_until(lambda: (workdir / "secc.ready").exists() or peer_result.exists(),
+                        float(spec["side_timeout"]), "the SECC side's ready()")
         value = asyncio.run(asyncio.wait_for(function(side), float(spec["side_timeout"])))
         outcome = {"ok": True, "value": value}
     except BaseException:                      # reported to the test process, not swallowed
