@@ -234,6 +234,12 @@ class OcspResponder:
         self.log.append(("OCSP", format(serial, "x"), status.name.lower()))
         return b.sign(auth.key, signing_hash(auth.key)).public_bytes(serialization.Encoding.DER)
 
+    def _safe_respond(self, der_request: bytes) -> bytes:
+        try:
+            return self.respond(der_request)
+        except Exception as exc:   # noqa: BLE001 — a bug or bad key must not kill the handler silently
+            return self._unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR, "-", f"internal error: {exc}")
+
     def _unsuccessful(self, status: ocsp.OCSPResponseStatus, serial: str, note: str) -> bytes:
         self.log.append(("OCSP", serial, note))
         return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
@@ -277,7 +283,7 @@ class OcspResponder:
                     return self._reply(411, b"Content-Length required", "text/plain")
                 if length < 0 or length > MAX_BODY:
                     return self._reply(413, b"request too large", "text/plain")
-                self._reply(200, responder.respond(self.rfile.read(length)))
+                self._reply(200, responder._safe_respond(self.rfile.read(length)))
 
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
@@ -289,13 +295,13 @@ class OcspResponder:
                                            if ("-" in encoded or "_" in encoded) else None, validate=False)
                 except ValueError:
                     der = b""
-                self._reply(200, responder.respond(der))
+                self._reply(200, responder._safe_respond(der))
 
         server = ThreadingHTTPServer((self.host, self.port), Handler)
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"ocsp-responder:{self.port}", daemon=True)
         self._thread.start()
         return self
