@@ -107,6 +107,23 @@ def layer_counts(packets: Iterable[Packet]) -> Counter:
     return counts
 
 
+def decrypted_payloads(path: Path, keylog: Path, tls_port: int, timeout: float = 30.0) -> list[bytes]:
+    """The application data of every TLS record on `tls_port`, decrypted by tshark with the key
+    log: proof that the key log opens the capture (and what Wireshark will show)."""
+    if not shutil.which("tshark"):
+        raise CaptureError("tshark (Wireshark) is not installed")
+    done = subprocess.run(
+        ["tshark", "-r", str(path), "-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={tls_port},tls",
+         "-Y", "tls && data", "-T", "fields", "-e", "data.data"],
+        capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise CaptureError(f"tshark failed: {done.stderr.strip()}")
+    payloads = []
+    for line in done.stdout.split():
+        payloads.extend(bytes.fromhex(chunk) for chunk in line.split(",") if chunk)
+    return payloads
+
+
 # --------------------------------------------------------------------------- synthesis
 
 @dataclass
