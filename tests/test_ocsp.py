@@ -245,3 +245,20 @@ def test_openssl_agrees(pki: V2GPki, responder: OcspResponder) -> None:
             capture_output=True, text=True, timeout=15)
         assert "Response verify OK" in out.stderr + out.stdout, out.stderr
         assert f"{pki.cert_paths[name]}: {word}" in out.stdout
+
+
+def test_ipv6_loopback(pki: V2GPki) -> None:
+    try:
+        r = OcspResponder.for_pki(pki, host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        assert r.url.startswith("http://[::1]:")
+        assert ocsp_status(pki.certs["secc_revoked"], pki.certs["cpo_subca2"], r.url, timeout=3.0) == "revoked"
+    finally:
+        r.stop()
+
+
+def test_only_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        OcspResponder(host="0.0.0.0")

@@ -25,6 +25,7 @@ import collections
 import datetime as dt
 import hashlib
 import os
+import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -297,7 +298,10 @@ class OcspResponder:
                     der = b""
                 self._reply(200, responder._safe_respond(der))
 
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
+        server_cls = ThreadingHTTPServer
+        if ":" in self.host:     # ::1 needs an IPv6 socket
+            server_cls = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server = server_cls((self.host, self.port), Handler)
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]

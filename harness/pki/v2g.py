@@ -17,7 +17,8 @@ and the RISE V2G / Josev test scripts; the ISO text itself was not available her
   digitalSignature+keyAgreement; contract digitalSignature+nonRepudiation+keyAgreement; CPS
   digitalSignature; SubjectKeyIdentifier everywhere, AuthorityKeyIdentifier below the roots;
 - AuthorityInformationAccess with the OCSP responder URL on every non-root certificate
-  (ISO 15118-2 [V2G2-xxx] OCSP stapling / OCPP 2.0.1 M-block GetCertificateStatus use it);
+  (what OCSP stapling in the TLS handshake and OCPP 2.0.1 GetCertificateStatus / Authorize
+  iso15118CertificateHashData.responderURL rely on);
 - validity (typical V2G CP values): roots 10 y, Sub-CA 1 4 y, Sub-CA 2 2 y (CPO 1 y), SECC leaf
   90 d (ISO: 2–3 months), contract 2 y (ISO: 4 weeks–2 years), OEM provisioning 4 y, CPS leaf 90 d;
 - serials: 63-bit random positive integers (≤ 16 hex digits; OCPP serialNumber is ≤ 40).
@@ -48,6 +49,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from . import PkiExists, _write_key
 from .crl import Revocation, make_crl, signing_hash
 from .emaid import emaid_problem, with_check_digit
+from .v2g_verify import Verdict, verify_chain, verify_contract_chain, verify_secc_chain  # noqa: F401 (API re-export)
 
 Flavour = Literal["iso2", "iso20-ec", "iso20-ed448"]
 FLAVOURS: tuple[str, ...] = ("iso2", "iso20-ec", "iso20-ed448")
