@@ -211,10 +211,11 @@ def _tcp_packets(conversation: TcpConversation) -> list[Packet]:
 
 
 def synthesize_pcap(path: Path, *, sdp: Iterable[SdpExchange] = (),
-                    conversations: Iterable[TcpConversation] = (),
+                    conversations: Iterable[TcpConversation] = (), extra: Iterable[Packet] = (),
                     ev_mac: str = "02:00:00:00:0e:01", secc_mac: str = "02:00:00:00:5e:cc") -> Path:
-    """Write the given SDP datagrams and TCP conversations as one time-ordered pcap."""
-    packets = _sdp_packets(sdp, ev_mac, secc_mac)
+    """Write the given SDP datagrams, TCP conversations and ready-made frames (e.g. the SLAC
+    frames of layers.slac_matching_frames) as one time-ordered pcap."""
+    packets = _sdp_packets(sdp, ev_mac, secc_mac) + list(extra)
     for conversation in conversations:
         packets.extend(_tcp_packets(conversation))
     packets.sort(key=lambda p: float(p.time))
