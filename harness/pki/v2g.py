@@ -49,7 +49,11 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from . import PkiExists, _write_key
 from .crl import Revocation, make_crl, signing_hash
 from .emaid import emaid_problem, with_check_digit
-from .v2g_verify import Verdict, verify_chain, verify_contract_chain, verify_secc_chain  # noqa: F401 (API re-export)
+from .v2g_verify import Verdict, verify_chain, verify_contract_chain, verify_secc_chain
+
+__all__ = ["FLAVOURS", "Flavour", "V2GPki", "V2GPkiError", "make_v2g_pki", "load_v2g_pki", "issue_contract_certificate",
+           "new_key", "Verdict", "verify_chain", "verify_contract_chain", "verify_secc_chain",
+           "DEFAULT_EMAID", "DEFAULT_EVSE_ID", "DEFAULT_PCID", "DEFAULT_OCSP_URL", "WRONG_EMAID"]
 
 Flavour = Literal["iso2", "iso20-ec", "iso20-ed448"]
 FLAVOURS: tuple[str, ...] = ("iso2", "iso20-ec", "iso20-ed448")
