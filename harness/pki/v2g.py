@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from . import PkiExists, _write_key
+from . import PkiExists
 from .crl import Revocation, make_crl, signing_hash
 from .emaid import emaid_problem, with_check_digit
 from .v2g_verify import Verdict, verify_chain, verify_contract_chain, verify_secc_chain
@@ -247,6 +248,17 @@ _CHAINS: dict[str, tuple[str, list[str], str]] = {
 _REVOKED = {"mo_subca2": ["contract_revoked"], "cpo_subca2": ["secc_revoked"]}
 
 
+def _write_private_key(path: Path, key: V2GKey) -> None:
+    """PKCS#8 PEM, unencrypted, created with mode 0600 so it is never world-readable, not even briefly."""
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)   # whatever the umask
+
+
 def _fname(name: str) -> str:
     return name.replace("_", "-")
 
@@ -314,7 +326,7 @@ def _generate(d: Path, flavour: str, emaid: str, evse_id: str, pcid: str, ocsp_u
         pem, der, keyf = d / f"{_fname(name)}.pem", d / f"{_fname(name)}.der", d / f"{_fname(name)}.key"
         pem.write_bytes(_pem(cert))
         der.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-        _write_key(keyf, keys[name])     # PKCS#8 PEM, mode 0600 (shared with `pki init`)
+        _write_private_key(keyf, keys[name])
         pki.cert_paths[name], pki.key_paths[name] = pem, keyf
         manifest["certificates"][name] = {
             "pem": pem.name, "der": der.name, "key": keyf.name, "serial": format(cert.serial_number, "x"),
