@@ -107,21 +107,32 @@ def layer_counts(packets: Iterable[Packet]) -> Counter:
     return counts
 
 
-def decrypted_payloads(path: Path, keylog: Path, tls_port: int, timeout: float = 30.0) -> list[bytes]:
-    """The application data of every TLS record on `tls_port`, decrypted by tshark with the key
-    log: proof that the key log opens the capture (and what Wireshark will show)."""
+@dataclass
+class TlsView:
+    """What Wireshark shows of a TLS session given the key log."""
+    server_names: list[str]          # SNI of each ClientHello ("" where none was sent)
+    payloads: list[bytes]            # decrypted application data, record by record
+
+
+def tshark_tls_view(path: Path, tls_port: int, keylog: Path, timeout: float = 30.0) -> TlsView:
+    """Decrypt the TLS traffic on `tls_port` with tshark and the key log: proof that the key
+    log opens the capture, and exactly what Wireshark will show of it."""
     if not shutil.which("tshark"):
         raise CaptureError("tshark (Wireshark) is not installed")
     done = subprocess.run(
         ["tshark", "-r", str(path), "-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={tls_port},tls",
-         "-Y", "tls && data", "-T", "fields", "-e", "data.data"],
+         "-Y", f"tcp.port == {tls_port} && (tls.handshake.type == 1 || data)", "-T", "fields", "-E", "separator=|",
+         "-e", "tls.handshake.type", "-e", "tls.handshake.extensions_server_name", "-e", "data.data"],
         capture_output=True, text=True, timeout=timeout)
     if done.returncode:
         raise CaptureError(f"tshark failed: {done.stderr.strip()}")
-    payloads = []
-    for line in done.stdout.split():
-        payloads.extend(bytes.fromhex(chunk) for chunk in line.split(",") if chunk)
-    return payloads
+    view = TlsView([], [])
+    for line in done.stdout.splitlines():
+        handshake_types, server_name, data = (line.split("|") + ["", "", ""])[:3]
+        if "1" in handshake_types.split(","):
+            view.server_names.append(server_name)
+        view.payloads.extend(bytes.fromhex(chunk) for chunk in data.split(",") if chunk)
+    return view
 
 
 # --------------------------------------------------------------------------- synthesis

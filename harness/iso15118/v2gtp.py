@@ -181,3 +181,20 @@ async def write_v2gtp(writer: asyncio.StreamWriter, payload_type: int, payload: 
         await asyncio.wait_for(writer.drain(), timeout)
     except asyncio.TimeoutError:
         raise V2gtpTimeoutError(f"peer did not accept {len(payload)} bytes within {timeout} s") from None
+
+
+async def open_v2g_connection(address: str, port: int, iface: str | None = None, *,
+                              ssl_context=None, timeout: float = 5.0
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP (or TLS) connection to the SECC that SDP announced; `iface` scopes a link-local address.
+
+    No SNI is sent: the SECC is addressed by a link-local IP literal, which RFC 6066 does
+    not allow as a server name (asyncio would otherwise send "fe80::…%iface").
+    """
+    host = f"{address}%{iface}" if iface and "%" not in address else address
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl_context,
+                                    server_hostname="" if ssl_context else None), timeout)
+    except asyncio.TimeoutError:
+        raise V2gtpTimeoutError(f"no TCP connection to [{host}]:{port} within {timeout} s") from None
