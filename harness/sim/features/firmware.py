@@ -163,8 +163,7 @@ def _notify(front: FrontEnd, job: UpdateJob, status: str) -> asyncio.Future[Any]
 
 
 def security_event(front: FrontEnd, kind: str, info: str) -> None:
-    """SecurityEventNotification (2.0.1 A04 / 1.6 security whitepaper); kept for the SecurityLog."""
-    front.sim.__dict__.setdefault("_security_log", []).append((_utc(datetime.now(timezone.utc)), kind, info))
+    """SecurityEventNotification (2.0.1 A04 / 1.6 security whitepaper); `logs` keeps it for the SecurityLog."""
     front.sim.enqueue("SecurityEventNotification", {"type": kind, "timestamp": _utc(datetime.now(timezone.utc)),
                                                     "techInfo": info[:255]})
 

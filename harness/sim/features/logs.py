@@ -52,6 +52,7 @@ class Upload:
 class LogState:
     uploading: Upload | None = None
     uploads: list[str] = field(default_factory=list)     # URLs uploaded to, for tests
+    security_events: list[dict[str, Any]] = field(default_factory=list)   # the SecurityLog
 
 
 def state(front: FrontEnd) -> LogState:
@@ -67,7 +68,7 @@ def log_content(front: FrontEnd, log_type: str) -> bytes:
     sim = front.sim
     lines = [f"# {sim.cfg.station_id} {sim.cfg.model} firmware {sim.cfg.firmware} {log_type} generated {_now()}"]
     if log_type == "SecurityLog":
-        lines += [f"{t} {kind} {info}" for t, kind, info in sim.__dict__.get("_security_log", [])]
+        lines += [f"{e.get('timestamp')} {e.get('type')} {e.get('techInfo', '')}" for e in state(front).security_events]
     else:
         lines += [f"{t} boot count {sim.boot_count}" for t in [_now()]]
         lines += [f"{t} firmware status {s}" for t, s in firmware_state(front).history]
@@ -171,6 +172,14 @@ def _trigger_diagnostics_status(front: FrontEnd) -> None:
     front.sim.send_triggered("DiagnosticsStatusNotification", {"status": "Uploading" if up else "Idle"})
 
 
+def _outgoing(front: FrontEnd, action: str, payload: dict[str, Any]) -> None:
+    """Every SecurityEventNotification the station sends, whichever block raised it, is logged."""
+    if action == "SecurityEventNotification":
+        events = state(front).security_events
+        events.append(dict(payload))
+        del events[:-1000]                                  # bounded, like a real ring log
+
+
 # ---- CSMS side -----------------------------------------------------------------------------------
 
 def csms_record(st: StationState) -> list[dict[str, Any]]:
@@ -229,6 +238,7 @@ FEATURE = Feature(
                                                         {"LogStatusNotification": _trigger_log_status(("getlog16",))},
                                                         NAME)},
     },
+    outgoing=_outgoing,
     csms_answers={V201: {"LogStatusNotification": _record},
                   V16: {"LogStatusNotification": _record, "DiagnosticsStatusNotification": _record}},
     csms_operator={V201: {"get_log": _op_get_log(V201)},
