@@ -19,6 +19,7 @@ from scapy.contrib.homepluggp import (
 from harness.iso15118 import capture, layers, sdp, v2gtp
 from harness.iso15118.layers import EXI, SDPRequest, SDPResponse, V2GTP
 from harness.iso15118.sdp import SdpExchange, Security
+from harness.iso15118.v2gtp import PayloadType
 
 SECC = "fe80::5ecc:1"
 # SDP response: header, fe80::5ecc:1, port 0xd6d8 (55000), TLS, TCP
@@ -66,6 +67,11 @@ def test_exi_payload_types_carry_opaque_exi(payload_type):
     data = b"\x80\x98\x02\x10\x50\x90\x8c\x0c\x0c\x0e\x0c\x50\xd1\x00"
     packet = V2GTP(v2gtp.encode(payload_type, data))
     assert packet[EXI].data == data and packet.payload_length == len(data)
+
+
+def test_wireless_sdp_is_not_taken_for_wired_sdp():
+    packet = V2GTP(v2gtp.encode(PayloadType.SDP_RESPONSE_WIRELESS, bytes(60)))
+    assert SDPResponse not in packet and len(packet[Raw].load) == 60
 
 
 def test_exi_default_type_and_unknown_type():

@@ -1,9 +1,10 @@
 """scapy layers for ISO 15118 traces: V2GTP, SDP request/response, opaque EXI, and SLAC.
 
 Importing this module binds:
-  UDP port 15118 → V2GTP; V2GTP 0x9000 → SDPRequest, 0x9001 → SDPResponse (and the -20
-  wireless variants 0x9002/0x9003 to the same two layers); every EXI-carrying payload type
-  (0x8001..0x8006, 0x8101..0x8104) → EXI, which keeps the bytes opaque.
+  UDP port 15118 → V2GTP; V2GTP 0x9000 → SDPRequest, 0x9001 → SDPResponse; every
+  EXI-carrying payload type (0x8001..0x8006, 0x8101..0x8104) → EXI, which keeps the bytes
+  opaque. The -20 wireless SDP variants (0x9002/0x9003: longer messages with coupling type,
+  EV/EVSE IDs, …) are left as Raw: their layout is not modelled here.
 TCP has no fixed V2G port (the SECC announces it in the SDP response): call
 `bind_v2g_tcp_port(port)` for a plain-TCP session, or `bind_tls_tcp_port(port)` to have
 scapy's TLS layer dissect the records of a TLS session.
@@ -81,8 +82,6 @@ class EXI(Packet):
 
 bind_layers(UDP, V2GTP, dport=UDP_PORT)
 bind_layers(UDP, V2GTP, sport=UDP_PORT)
-bind_layers(V2GTP, SDPRequest, payload_type=PayloadType.SDP_REQUEST_WIRELESS)
-bind_layers(V2GTP, SDPResponse, payload_type=PayloadType.SDP_RESPONSE_WIRELESS)
 bind_layers(V2GTP, SDPRequest, payload_type=PayloadType.SDP_REQUEST)
 bind_layers(V2GTP, SDPResponse, payload_type=PayloadType.SDP_RESPONSE)
 for _type in reversed(EXI_PAYLOAD_TYPES):     # the last binding is the default when building: 0x8001
