@@ -61,18 +61,23 @@ def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> An
             return _scalar_to_codec(info.text_kind or "str", value, path)
         if not isinstance(value, dict) or "value" not in value:
             raise CanonicalError(f"{path}: simple content with attributes is {{'value': ..., attrs}}")
-        out = {"value": _scalar_to_codec(info.text_kind or "str", value["value"], path)}
+        # Attributes first: the jar's JSON reader silently drops a "value" that comes
+        # before them (the package's pydantic models happen to list Id first too).
+        out = {}
         for key, item in value.items():
             if key == "value":
                 continue
             if key not in info.attributes:
                 raise CanonicalError(f"{path}: no attribute {key!r}")
             out[key] = _scalar_to_codec(info.attributes[key], item, f"{path}@{key}")
+        out["value"] = _scalar_to_codec(info.text_kind or "str", value["value"], path)
         return out
     if not isinstance(value, dict):
         raise CanonicalError(f"{path}: expected a dict, got {type(value).__name__}")
     out = {}
-    for key, item in value.items():
+    # Attributes first, then children in XSD order: the order the jar's reader expects.
+    order = {name: i for i, name in enumerate([*info.attributes, *info.children])}
+    for key, item in sorted(value.items(), key=lambda kv: order.get(kv[0], len(order))):
         where = f"{path}.{key}"
         if key in info.attributes:
             out[key] = _scalar_to_codec(info.attributes[key], item, where)
