@@ -298,3 +298,54 @@ def test_profile_check_rejects_wrong_version():
 def test_missing_credentials_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pem"):
         tls.iso2_server_context(tmp_path / "nope.pem", tmp_path / "nope.key")
+
+
+# --------------------------------------------------------------------------- with the project's V2G PKI
+
+def _v2g_pki(tmp_path, flavour: str):
+    v2g = pytest.importorskip("harness.pki.v2g")
+    return v2g.make_v2g_pki(tmp_path / flavour, flavour)
+
+
+@needs_ipv6
+@pytest.mark.parametrize("flavour, profile, cipher", [
+    ("iso2", tls.Profile.ISO2, "ECDHE-ECDSA-AES128-SHA256"),
+    ("iso20-ec", tls.Profile.ISO20, "TLS_AES_256_GCM_SHA384"),
+    ("iso20-ed448", tls.Profile.ISO20, "TLS_AES_256_GCM_SHA384"),
+])
+def test_tls_with_the_v2g_pki_chains(tmp_path, flavour, profile, cipher):
+    """SECC leaf + two CPO Sub-CAs on the wire, verified up to the V2G root; for -20 the EVCC
+    authenticates with its OEM provisioning chain, verified up to the OEM root."""
+    pki = _v2g_pki(tmp_path, flavour)
+    secc_chain, secc_key = pki.chain_paths["secc"], pki.key_paths["secc"]
+    if profile is tls.Profile.ISO2:
+        server_ctx = tls.iso2_server_context(secc_chain, secc_key)
+        client_ctx = tls.iso2_client_context(pki.cert_paths["v2g_root"])
+    else:
+        server_ctx = tls.iso20_server_context(secc_chain, secc_key, pki.cert_paths["oem_root"])
+        client_ctx = tls.iso20_client_context(pki.cert_paths["v2g_root"], pki.chain_paths["oem_prov"],
+                                              pki.key_paths["oem_prov"])
+    answers, seen = run(_echo_session(server_ctx, client_ctx, MESSAGES[:1], profile))
+    assert answers == [(MESSAGES[0][0], MESSAGES[0][1][::-1])]
+    assert seen["server"][1] == cipher
+    if profile is tls.Profile.ISO20:
+        subject = dict(pair[0] for pair in seen["peer_cert"]["subject"])
+        assert subject["commonName"] == pki.pcid
+
+
+@needs_ipv6
+def test_evcc_refuses_an_expired_secc_certificate(tmp_path):
+    pki = _v2g_pki(tmp_path, "iso2")
+    server_ctx = tls.iso2_server_context(pki.chain_paths["secc_expired"], pki.key_paths["secc_expired"])
+    client_ctx = tls.iso2_client_context(pki.cert_paths["v2g_root"])
+
+    async def scenario():
+        server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(ssl.SSLCertVerificationError, match="expired"):
+                await within(asyncio.open_connection("::1", port, ssl=client_ctx))
+        finally:
+            server.close()
+            await within(server.wait_closed())
+    run(scenario())

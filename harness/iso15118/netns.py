@@ -266,6 +266,8 @@ def _side(role: str, spec_path: str) -> int:
             peer_result = workdir / "secc.result.json"
             _wait_until(lambda: (workdir / "secc.ready").exists() or peer_result.exists(),
                         float(spec["side_timeout"]), "the SECC side's ready()")
+            if not (workdir / "secc.ready").exists():
+                raise NetnsError("the SECC side ended without calling side.ready()")
         value = asyncio.run(asyncio.wait_for(function(side), float(spec["side_timeout"])))
         outcome = {"ok": True, "value": value}
     except BaseException:                      # reported to the test process, not swallowed

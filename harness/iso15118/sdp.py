@@ -243,7 +243,6 @@ async def discover_secc(iface: str, security: Security = Security.TLS, *,
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
     sock.bind(("::", 0, 0, index))
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
