@@ -199,6 +199,42 @@ async def _echo_session(server_ctx, client_ctx, messages, profile: tls.Profile |
         await within(server.wait_closed())
 
 
+@needs_ipv6
+@pytest.mark.parametrize("bad, error", [
+    (bytes.fromhex("02fd800100000001") + b"x", "V2gtpVersionError"),
+    (v2gtp.encode(0x8007, b"x"), "V2gtpPayloadTypeError"),
+    (bytes.fromhex("01fe8001ffffffff"), "V2gtpLengthError"),
+])
+def test_secc_closes_the_connection_on_a_bad_header(bad, error):
+    """The receiving side drops the message and closes: the EVCC sees the connection end."""
+    async def scenario():
+        caught: list[str] = []
+
+        async def handle(reader, writer):
+            try:
+                await v2gtp.read_v2gtp(reader, 2.0)
+            except v2gtp.V2gtpError as exc:
+                caught.append(type(exc).__name__)
+                assert exc.close_connection
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await within(asyncio.open_connection("::1", port))
+            writer.write(bad)
+            await writer.drain()
+            assert await within(reader.read(100)) == b""          # closed, nothing answered
+            writer.close()
+        finally:
+            server.close()
+            await within(server.wait_closed())
+        return caught
+
+    assert run(scenario()) == [error]
+
+
 MESSAGES = [(PayloadType.EXI, b"\x80\x00\xdb\xab\x93\x71"), (PayloadType.DC_MAIN_STREAM, bytes(range(200)))]
 
 
