@@ -246,3 +246,41 @@ def test_unknown_root_and_truncated_stream() -> None:
         _codec("iso2").decode(data[:8])
     with pytest.raises(DecodeError, match="header"):
         _codec("iso2").decode(b"\x00" + data[1:])
+
+
+# -- fragments (what ISO 15118 signs), reference bytes from the jar ----------------------------
+_SIGNED_INFO = {"SignedInfo": {
+    "CanonicalizationMethod": {"Algorithm": "http://www.w3.org/TR/canonical-exi/"},
+    "SignatureMethod": {"Algorithm": "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"},
+    "Reference": [{"URI": "#id1",
+                   "Transforms": {"Transform": [{"Algorithm": "http://www.w3.org/TR/canonical-exi/"}]},
+                   "DigestMethod": {"Algorithm": "http://www.w3.org/2001/04/xmlenc#sha256"},
+                   "DigestValue": bytes(range(32))}]}}
+
+
+@pytest.mark.parametrize("schema, msg, expected", [
+    ("iso2", {"AuthorizationReq": {"Id": "id1", "GenChallenge": bytes(range(16))}},
+     "8004015a590c408000081018202830384048505860687079e8"),
+    ("iso2", {"MeteringReceiptReq": {"Id": "id1", "SessionID": bytes(8), "SAScheduleTupleID": 1,
+                                     "MeterInfo": {"MeterID": "M1", "MeterReading": 5}}},
+     "8079015a590c40800000000000000000000044d310029bd0"),
+    ("xmldsig", _SIGNED_INFO,
+     "808112b43a3a381d1797bbbbbb973b999737b93397aa2917b1b0b737b734b1b0b616b2bc3497a1ab43a3a381d17"
+     "97bbbbbb973b999737b933979918181897981a17bc36b63239b4b396b6b7b93291b2b1b239b096b9b430991a9b2"
+     "20623696431025687474703a2f2f7777772e77332e6f72672f54522f63616e6f6e6963616c2d6578692f4852d0"
+     "e8e8e0745e5eeeeeee5cee665cdee4ce5e646060625e60685ef0dad8cadcc646e6d0c2646a6c84000020406080"
+     "a0c0e10121416181a1c1e20222426282a2c2e30323436383a3c3e370"),
+    ("iso20", {"PnC_AReqAuthorizationMode": {
+        "Id": "id1", "GenChallenge": bytes(range(16)),
+        "ContractCertificateChain": {"Certificate": bytes(range(20)),
+                                     "SubCertificates": {"Certificate": [bytes(5)]}}}},
+     "804b815a590c410000102030405060708090a0b0c0d0e0f014000102030405060708090a0b0c0d0e0f1011121300"
+     "5000000000024680"),
+    ("iso20", {"OEMProvisioningCertificateChain": {"Id": "id2", "Certificate": bytes(range(20))}},
+     "8040015a590c814000102030405060708090a0b0c0d0e0f1011121331a"),
+])
+def test_fragment_matches_reference_bytes(schema: str, msg: dict, expected: str) -> None:
+    codec = _codec(schema)
+    data = codec.encode_fragment(msg)
+    assert data.hex() == expected
+    assert codec.decode_fragment(data) == msg

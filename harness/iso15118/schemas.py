@@ -32,6 +32,7 @@ ENTRY_FILES: dict[str, str] = {
     "iso20_ac": "iso15118_20/V2G_CI_AC.xsd",
     "iso20_acdp": "iso15118_20/V2G_CI_ACDP.xsd",
     "iso20_wpt": "iso15118_20/V2G_CI_WPT.xsd",
+    "xmldsig": "xmldsig-core-schema.xsd",  # SignedInfo fragments (what gets signed)
 }
 
 

@@ -56,6 +56,41 @@ class Codec:
         root, gi = self._c.doc_prods[code]
         return {root: self._dec_elem(r, gi, root)}
 
+    def encode_fragment(self, message: dict) -> bytes:
+        """EXI fragment (as signed in ISO 15118: SignedInfo, or a body element with an Id)."""
+        if not isinstance(message, dict) or len(message) != 1:
+            raise EncodeError("a fragment is a dict with exactly one key (its element)")
+        (root, value), = message.items()
+        entry = self._c.fragment_by_name.get(root)
+        if entry is None:
+            raise EncodeError(f"{root}: not an element of schema {self.name!r}")
+        code, gi = entry
+        if gi is None:
+            raise EncodeError(f"{root}: declared with several types; relaxed fragment grammar unsupported")
+        w = BitWriter()
+        w.bits(_HEADER, 8)
+        width = self._c.fragment_width
+        w.bits(code, width)
+        self._enc_elem(w, gi, value, root)
+        w.bits(len(self._c.fragment_prods) + 1, width)  # ED
+        return w.getvalue()
+
+    def decode_fragment(self, data: bytes) -> dict:
+        r = BitReader(bytes(data))
+        if r.bits(8) != _HEADER:
+            raise DecodeError("EXI header must be 0x80 (no cookie, no options, version 1)")
+        width = self._c.fragment_width
+        code = r.bits(width)
+        if code >= len(self._c.fragment_prods):
+            raise DecodeError("fragment starts with an element not declared in the schema")
+        root, gi = self._c.fragment_prods[code]
+        if gi is None:
+            raise DecodeError(f"{root}: relaxed fragment grammar unsupported")
+        out = {root: self._dec_elem(r, gi, root)}
+        if r.bits(width) != len(self._c.fragment_prods) + 1:
+            raise DecodeError("fragment holds more than one element")
+        return out
+
     # -- encoding ------------------------------------------------------------------------
     def _enc_elem(self, w: BitWriter, gi: int, value: Any, path: str) -> None:
         g = self._g[gi]

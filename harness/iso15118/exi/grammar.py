@@ -86,7 +86,57 @@ class Builder:
             doc_by_name.setdefault(name, (code, gi))
         # Document content: SE(G_0..G_n-1), SE(*) -> n + 1 first-level codes, no second level.
         doc_width = len(doc_prods).bit_length()
-        return Compiled(self.grammars, doc_width, doc_prods, doc_by_name)
+        frag_prods = self._fragment_elements()
+        self._drain()
+        frag_by_name: dict = {}
+        for code, (name, gi) in enumerate(frag_prods):
+            frag_by_name.setdefault(name, (code, gi))
+        # Fragment content: SE(F_0..F_n-1), SE(*), ED -> n + 2 first-level codes.
+        frag_width = (len(frag_prods) + 1).bit_length()
+        return Compiled(self.grammars, doc_width, doc_prods, doc_by_name,
+                        frag_width, frag_prods, frag_by_name)
+
+    def _fragment_elements(self) -> list:
+        """(local name, grammar index or None) for every element qname declared anywhere.
+
+        A qname declared with different types gets the relaxed element-fragment grammar in
+        EXI; that is not supported here (grammar index None).
+        """
+        decls: dict = {}
+
+        def type_key(e: ElementDecl):
+            return e.type if isinstance(e.type, tuple) else id(e.type)
+
+        def walk(p: Optional[Particle], seen: set) -> None:
+            if p is None:
+                return
+            t = p.term
+            if isinstance(t, ElementDecl):
+                if t.ref is None:
+                    decls.setdefault(t.qname, {})[type_key(t)] = t
+                    inner = self._resolve_type(t.type) if t.type is not None else None
+                    if isinstance(inner, ComplexType) and inner.name is None and id(inner) not in seen:
+                        seen.add(id(inner))
+                        walk(inner.particle, seen)
+            elif isinstance(t, ModelGroup):
+                for sub in t.particles:
+                    walk(sub, seen)
+
+        seen: set = set()
+        for e in self.schema.elements.values():
+            decls.setdefault(e.qname, {})[type_key(e)] = e
+            inner = self._resolve_type(e.type) if e.type is not None else None
+            if isinstance(inner, ComplexType) and inner.name is None:
+                walk(inner.particle, seen)
+        for t in self.schema.types.values():
+            if isinstance(t, ComplexType):
+                walk(t.particle, seen)
+        out = []
+        for qname in sorted(decls, key=lambda q: (q[1], q[0])):
+            variants = decls[qname]
+            gi = self.grammar_for(next(iter(variants.values()))) if len(variants) == 1 else None
+            out.append((qname[1], gi))
+        return out
 
     def grammar_for(self, decl: ElementDecl) -> int:
         typ = decl.type
