@@ -385,3 +385,52 @@ def test_evcc_refuses_an_expired_secc_certificate(tmp_path):
             server.close()
             await within(server.wait_closed())
     run(scenario())
+
+
+# --------------------------------------------------------------------------- recorded, synthesized capture
+
+@needs_ipv6
+@pytest.mark.parametrize("profile", ["iso2", "iso20"])
+def test_relay_recording_becomes_a_decryptable_pcap(tmp_path, profile):
+    """No namespace, no dumpcap: a recording relay in front of the SECC gives the raw TLS
+    records; the synthesized pcap shows the handshake and, with the key log, the V2GTP messages."""
+    import shutil
+    from harness.iso15118 import capture
+    creds = make_credentials(tmp_path / "pki", profile)
+    keylog = tmp_path / "keys.log"
+    server_ctx, client_ctx = contexts(creds, profile, keylog)
+    ev, secc = ("fe80::e:1", 50100), ("fe80::5ecc:1", 61853)
+
+    async def scenario():
+        async def handle(reader, writer):
+            try:
+                payload_type, payload = await v2gtp.read_v2gtp(reader, 2.0)
+                await v2gtp.write_v2gtp(writer, payload_type, payload[::-1])
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "::1", 0, ssl=server_ctx)
+        target = ("::1", server.sockets[0].getsockname()[1])
+        relay = capture.RecordingRelay(target, client_name=ev, server_name=secc)
+        try:
+            port = await relay.start()
+            reader, writer = await v2gtp.open_v2g_connection("::1", port, ssl_context=client_ctx)
+            await v2gtp.write_v2gtp(writer, 0x8001, b"hello")
+            answer = await v2gtp.read_v2gtp(reader, 2.0)
+            assert await within(reader.read(10)) == b""
+            writer.close()
+        finally:
+            await relay.close()
+            server.close()
+            await within(server.wait_closed())
+        return answer, relay.conversations
+
+    answer, conversations = run(scenario())
+    assert answer == (0x8001, b"olleh") and len(conversations) == 1
+    pcap = capture.synthesize_pcap(tmp_path / "session.pcap", conversations=conversations)
+    counts = capture.layer_counts(capture.read_capture(pcap, tls_tcp_ports=[secc[1]]))
+    assert counts["TLS Handshake - Client Hello"] == 1 and counts["TLS Handshake - Server Hello"] == 1
+    if shutil.which("tshark"):
+        view = capture.tshark_tls_view(pcap, secc[1], keylog)
+        assert view.payloads == [v2gtp.encode(0x8001, b"hello"), v2gtp.encode(0x8001, b"olleh")]
+        assert view.server_names == [""]

@@ -4,11 +4,13 @@ Real capture: inside the namespace pair (netns.py) the runner starts `dumpcap` o
 veth end; user namespaces let it open the interface without privileges on the host. The
 file is classic pcap (`-P`) so scapy's `rdpcap` and every Wireshark read it.
 
-Synthesized capture (`synthesize_pcap`): where dumpcap is missing or the traffic never
-touched an interface, the packets are rebuilt from what the endpoints saw — SDP datagrams
-as IPv6/UDP, each TCP connection as a handshake, data segments with consistent seq/ack
-numbers and a FIN exchange. Bytes are written exactly as given: for a TLS session give the
-raw TLS records (e.g. from `ssl.MemoryBIO`-based plumbing), otherwise the V2GTP messages.
+Synthesized capture (`synthesize_pcap`): where dumpcap is missing or cannot capture (no
+privileges on a real interface), the packets are rebuilt from what the endpoints saw — SDP
+datagrams as IPv6/UDP, each TCP connection as a handshake, data segments with consistent
+seq/ack numbers and a FIN exchange. Bytes are written exactly as given. `RecordingRelay`
+collects them for TCP: a transparent forwarder in front of either end that records the raw
+byte stream both ways — for TLS sessions the TLS records, so the synthesized pcap decrypts
+with the key log like a real capture.
 
 TLS: capture files only hold ciphertext. The TLS contexts of tls.py write the session
 secrets to a key-log file (`keylog=` or SSLKEYLOGFILE, NSS format); open the capture with
@@ -19,6 +21,7 @@ V2GTP messages inside. Wireshark has no built-in V2GTP dissector; with the V2G p
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import shutil
 import signal
@@ -233,3 +236,72 @@ def synthesize_pcap(path: Path, *, sdp: Iterable[SdpExchange] = (),
     path.parent.mkdir(parents=True, exist_ok=True)
     wrpcap(str(path), packets)
     return path
+
+
+class RecordingRelay:
+    """A TCP forwarder that records every byte both ways, for `synthesize_pcap`.
+
+    Listen on `listen` (host, port; port 0 picks one), forward each connection to `target`.
+    The recorded conversations name the endpoints as `client_name`/`server_name` (address,
+    port) when given — e.g. the EV's and SECC's link-local addresses — instead of the relay's.
+    """
+
+    def __init__(self, target: tuple[str, int], listen: tuple[str, int] = ("::1", 0), *,
+                 client_name: tuple[str, int] | None = None, server_name: tuple[str, int] | None = None,
+                 connect_timeout: float = 5.0, chunk: int = 65536):
+        self.target, self.listen = target, listen
+        self.client_name, self.server_name = client_name, server_name
+        self.connect_timeout, self.chunk = connect_timeout, chunk
+        self.conversations: list[TcpConversation] = []
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> int:
+        """Start listening; returns the port."""
+        self._server = await asyncio.start_server(self._accept, *self.listen)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        peer = client_writer.get_extra_info("peername")
+        try:
+            server_reader, server_writer = await asyncio.wait_for(
+                asyncio.open_connection(*self.target), self.connect_timeout)
+        except (OSError, asyncio.TimeoutError):
+            client_writer.close()
+            return
+        conversation = TcpConversation(self.client_name or (peer[0].split("%")[0], peer[1]),
+                                       self.server_name or (self.target[0].split("%")[0], self.target[1]))
+        self.conversations.append(conversation)
+        pumps = [asyncio.create_task(self._pump(client_reader, server_writer, conversation, True)),
+                 asyncio.create_task(self._pump(server_reader, client_writer, conversation, False))]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            self._tasks.difference_update(pumps)
+            for writer in (client_writer, server_writer):
+                writer.close()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    conversation: TcpConversation, from_client: bool) -> None:
+        while data := await reader.read(self.chunk):    # ends at EOF; close() cancels it
+            conversation.segments.append(Segment(time.time(), from_client, data))
+            writer.write(data)
+            await asyncio.wait_for(writer.drain(), self.connect_timeout)
+        if writer.can_write_eof():
+            writer.write_eof()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), 5.0)
+
+    async def __aenter__(self) -> "RecordingRelay":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
