@@ -206,3 +206,14 @@ def test_tls_session_over_the_veth_pair(tmp_path, profile, version, cipher):
             assert view.server_names == [""]
             assert view.payloads == [v2gtp.encode(0x8001, b"message 0"), v2gtp.encode(0x8001, b"0 egassem"),
                              v2gtp.encode(0x8002, b"message 1"), v2gtp.encode(0x8002, b"1 egassem")]
+
+
+async def secc_hangs(side: Side) -> dict:
+    side.ready()
+    await asyncio.Event().wait()          # never set: the side timeout must end this
+    return {}
+
+
+def test_a_hanging_side_is_bounded(tmp_path):
+    with pytest.raises(netns.NetnsError, match="TimeoutError|overran"):
+        netns.run_pair(SideSpec(_entry("secc_silent")), SideSpec(_entry("secc_hangs")), tmp_path, timeout=4)

@@ -142,6 +142,8 @@ def run_pair(ev: SideSpec, secc: SideSpec, workdir: Path, *, timeout: float = 20
 
 def _result(workdir: Path, role: str, log: str) -> Any:
     path = workdir / f"{role}.result.json"
+    if not path.exists() and (workdir / f"{role}.killed").exists():
+        raise NetnsTimeout(f"the {role} side overran its time bound and was killed; runner log:\n{log[-4000:]}")
     if not path.exists():
         raise NetnsError(f"the {role} side left no result; runner log:\n{log[-4000:]}")
     outcome = json.loads(path.read_text())
@@ -224,7 +226,9 @@ def _pair(spec_path: str) -> int:
                     pass
         return 0
     finally:
-        for process in (ev, secc):
+        for role, process in (("ev", ev), ("secc", secc)):
+            if process is not None and process.poll() is None:
+                (workdir / f"{role}.killed").touch()      # overran: tell run_pair why no result
             _stop(process)
         if dumpcap is not None:
             time.sleep(0.1)                 # let the last segments reach the capture

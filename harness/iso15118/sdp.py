@@ -27,6 +27,7 @@ ALL_NODES = "ff02::1"
 SDP_PORT = v2gtp.UDP_PORT
 SDP_RETRANSMISSION_INTERVAL = 0.25     # s between SDP requests
 SDP_MAX_REQUESTS = 50                  # SDP_max_request
+MAX_RECORDS = 1000                     # datagrams an SdpServer keeps for traces
 REQUEST = struct.Struct("!BB")         # security, transport protocol
 RESPONSE = struct.Struct("!16sHBB")    # SECC IPv6 address, SECC port, security, transport protocol
 
@@ -163,11 +164,15 @@ class SdpServer:
         index = interface_index(self.iface)
         self.address = self.address or link_local_address(self.iface)
         sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("::", self.port))
-        group = socket.inet_pton(socket.AF_INET6, ALL_NODES) + struct.pack("@I", index)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group)
-        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::", self.port))
+            group = socket.inet_pton(socket.AF_INET6, ALL_NODES) + struct.pack("@I", index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise SdpError(f"cannot listen for SDP on [::]:{self.port} ({self.iface}): {exc}") from None
         loop = asyncio.get_running_loop()
         self._transport, protocol = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
         self._index = index
@@ -183,16 +188,16 @@ class SdpServer:
         while True:
             data, peer = await queue.get()
             if len(peer) >= 4 and peer[3] not in (0, self._index):
-                self.ignored.append(f"request from {peer[0]} on another interface")
+                self._ignore(f"request from {peer[0]} on another interface")
                 continue
-            self.exchanges.append(SdpExchange(time.time(), False, peer, self._local(), data))
+            self._record(SdpExchange(time.time(), False, peer, self._local(), data))
             try:
                 request = SdpRequest.decode(data)
             except SdpError as exc:          # the spec: an invalid SDP request is ignored
-                self.ignored.append(str(exc))
+                self._ignore(str(exc))
                 continue
             if request.transport is not Transport.TCP:
-                self.ignored.append(f"request for unsupported transport {request.transport.name}")
+                self._ignore(f"request for unsupported transport {request.transport.name}")
                 continue
             if self.on_request:
                 self.on_request(request, peer)
@@ -200,7 +205,16 @@ class SdpServer:
             response = SdpResponse(self.address, self.offers[security], security).encode()
             assert self._transport is not None
             self._transport.sendto(response, peer)
-            self.exchanges.append(SdpExchange(time.time(), True, peer, self._local(), response))
+            self._record(SdpExchange(time.time(), True, peer, self._local(), response))
+
+    # a peer flooding requests must not grow memory without bound
+    def _record(self, exchange: SdpExchange) -> None:
+        if len(self.exchanges) < MAX_RECORDS:
+            self.exchanges.append(exchange)
+
+    def _ignore(self, reason: str) -> None:
+        if len(self.ignored) < MAX_RECORDS:
+            self.ignored.append(reason)
 
     def _local(self) -> tuple:
         return (self.address, self.port, 0, self._index)
@@ -241,10 +255,14 @@ async def discover_secc(iface: str, security: Security = Security.TLS, *,
         raise ValueError("SDP needs at least one request and a positive retransmission interval")
     index = interface_index(iface)
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
-    sock.bind(("::", 0, 0, index))
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+        sock.bind(("::", 0, 0, index))
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise SdpError(f"cannot send SDP requests on {iface}: {exc}") from None
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
     try:                                 # for traces: the address the kernel will send from
@@ -263,7 +281,8 @@ async def discover_secc(iface: str, security: Security = Security.TLS, *,
                     data, peer = await asyncio.wait_for(protocol.queue.get(), left)
                 except asyncio.TimeoutError:
                     break
-                exchanges.append(SdpExchange(time.time(), False, peer, local, data))
+                if len(exchanges) < MAX_RECORDS:
+                    exchanges.append(SdpExchange(time.time(), False, peer, local, data))
                 try:
                     response = SdpResponse.decode(data)
                 except SdpError:
