@@ -216,4 +216,4 @@ async def secc_hangs(side: Side) -> dict:
 
 def test_a_hanging_side_is_bounded(tmp_path):
     with pytest.raises(netns.NetnsError, match="TimeoutError|overran"):
-        netns.run_pair(SideSpec(_entry("secc_silent")), SideSpec(_entry("secc_hangs")), tmp_path, timeout=4)
+        netns.run_pair(SideSpec(_entry("secc_silent")), SideSpec(_entry("secc_hangs")), tmp_path, timeout=3)

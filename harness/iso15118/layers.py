@@ -133,7 +133,7 @@ def slac_matching_frames(ev_mac: str, evse_mac: str, *, run_id: bytes | None = N
                          start_time: float = 0.0) -> list[Packet]:
     """The HomePlug frames of one successful SLAC matching between an EV and an EVSE host.
 
-    Order (ISO 15118-3 §9.2): CM_SLAC_PARM.REQ (broadcast) / .CNF, 3× CM_START_ATTEN_CHAR.IND,
+    Order (ISO 15118-3 matching process): CM_SLAC_PARM.REQ (broadcast) / .CNF, 3× CM_START_ATTEN_CHAR.IND,
     `sounds`× CM_MNBC_SOUND.IND (broadcast, countdown), CM_ATTEN_CHAR.IND / .RSP,
     CM_SLAC_MATCH.REQ / .CNF (carrying NID and NMK), and the EV host's CM_SET_KEY.REQ/.CNF
     with its own modem. `seed` makes RunID, NMK, random values and attenuations reproducible.

@@ -1,4 +1,4 @@
-"""SECC Discovery Protocol (ISO 15118-2 §7.10.1, ISO 15118-20 §7.10.1): asyncio client and server.
+"""SECC Discovery Protocol (ISO 15118-2 §7.10.1, same messages in ISO 15118-20): asyncio client and server.
 
 The EVCC multicasts an SDP request (V2GTP payload type 0x9000: security, transport
 protocol) to the all-nodes address ff02::1 on UDP port 15118 of the PLC interface; the SECC

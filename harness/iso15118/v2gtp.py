@@ -1,6 +1,6 @@
 """V2G Transfer Protocol (V2GTP): the 8-byte header and its framing over asyncio streams.
 
-Header (ISO 15118-2:2014 §7.8.3, ISO 15118-20:2022 §7.8.3), all big-endian:
+Header (ISO 15118-2:2014 §7.8.3; the same header in ISO 15118-20), all big-endian:
 
     | version 0x01 | inverse version 0xFE | payload type (2) | payload length (4) | payload |
 
