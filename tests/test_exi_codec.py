@@ -65,7 +65,7 @@ def _value(d: tuple, rng: random.Random):
 
 def _generate(codec, gi: int, rng: random.Random, avoid: frozenset, force: str | None = None,
               depth: int = 0):
-    from harness.iso15118.exi.grammar import AT, CH, EE, SIMPLE, SIMPLE_ATTRS
+    from harness.iso15118.exi.grammar import AT, CH, SIMPLE, SIMPLE_ATTRS
 
     g = codec._g[gi]
     if g.kind == SIMPLE:

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.iso15118.exi import datatypes as dt
 from harness.iso15118.exi.bits import BitReader, BitWriter, DecodeError
-from harness.iso15118.exi.grammar import AT, CH, EE, SE, SE_ANY, SIMPLE, SIMPLE_ATTRS, Compiled
+from harness.iso15118.exi.grammar import AT, CH, EE, SE, SIMPLE, SIMPLE_ATTRS, Compiled
 
 _HEADER = 0x80
 _MISSING = object()
@@ -26,6 +26,11 @@ class Codec:
         self.name = name
         self._c = compiled
         self._g = compiled.grammars
+        # (CH width, CH code, datatype, EE width, EE code) per simple-type grammar, else None
+        self._simple = [
+            (g.states[0].width, g.states[0].ch[4], g.states[0].ch[2], g.states[1].width, g.states[1].ee)
+            if g.kind == SIMPLE else None
+            for g in compiled.grammars]
 
     # -- public --------------------------------------------------------------------------
     @property
@@ -106,6 +111,7 @@ class Codec:
         if not isinstance(value, dict):
             raise EncodeError(f"{path}: expected a dict for complex element, got {type(value).__name__}")
         remaining = dict(value)
+        simples = self._simple
         text = _MISSING
         if g.kind == SIMPLE_ATTRS:
             text = remaining.pop("value", _MISSING)
@@ -161,7 +167,13 @@ class Codec:
             else:
                 del remaining[name]
             if kind == SE:
-                self._enc_elem(w, arg, item, sub)
+                simple = simples[arg]
+                if simple is not None:  # inline the common CH-then-EE grammar of simple types
+                    w.bits(simple[1], simple[0])
+                    _enc_value(w, simple[2], item, sub)
+                    w.bits(simple[4], simple[3])
+                else:
+                    self._enc_elem(w, arg, item, sub)
             elif kind == AT:
                 _enc_value(w, arg, item, sub)
             else:  # SE(*): wildcard content needs built-in grammars
@@ -194,7 +206,15 @@ class Codec:
             if kind == EE:
                 return out
             if kind == SE:
-                value = self._dec_elem(r, arg, f"{path}/{name}")
+                simple = self._simple[arg]
+                if simple is not None and r.bits(simple[0]) == simple[1]:
+                    value = _dec_value(r, simple[2], path)
+                    if r.bits(simple[3]) != simple[4]:
+                        raise DecodeError(f"{path}/{name}: expected end of element")
+                elif simple is not None:
+                    raise DecodeError(f"{path}/{name}: untyped/second-level content is not supported")
+                else:
+                    value = self._dec_elem(r, arg, f"{path}/{name}")
             elif kind == AT:
                 value = _dec_value(r, arg, f"{path}/{name}")
             elif kind == CH:

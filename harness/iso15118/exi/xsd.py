@@ -103,16 +103,17 @@ class Schema:
             return
         self._seen.add(path)
         self.files.append(path)
+        # Prefixes are needed to resolve type="p:name" (ElementTree drops them); the V2G
+        # schemas declare every prefix once, on the root.
         nsmap: dict[str, str] = {}
-        root = None
-        for event, item in ET.iterparse(path, events=("start-ns", "start")):
+        tree_root = None
+        for event, item in ET.iterparse(path, events=("start-ns", "end")):
             if event == "start-ns":
                 prefix, uri = item
                 nsmap.setdefault(prefix, uri)
-            elif root is None:
-                root = item
-        assert root is not None
-        tree_root = ET.parse(path).getroot()
+            else:
+                tree_root = item
+        assert tree_root is not None
         ctx = _Ctx(self, tree_root.get("targetNamespace", ""), nsmap,
                    tree_root.get("elementFormDefault") == "qualified",
                    tree_root.get("attributeFormDefault") == "qualified")
