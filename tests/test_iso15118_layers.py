@@ -116,7 +116,8 @@ def test_slac_sequence_order_and_fields():
 def test_slac_bytes_on_the_wire():
     frame = layers.slac_matching_frames("02:00:00:00:0e:01", "02:00:00:00:5e:cc", run_id=bytes(8), seed=1)[0]
     # MMV 0x01 (HomePlug AV 1.1), MMTYPE 0x6064 little-endian, FMI 0x0000, app type, security type, RunID
-    assert raw(frame)[12:] == bytes.fromhex("88e1" "01" "6460" "0000" "00" "00") + bytes(8)
+    assert raw(frame)[12:] == bytes.fromhex("88e1" "01" "6460" "0000" "00" "00") + bytes(8) + bytes(60 - 29)
+    assert all(len(raw(f)) >= 60 for f in layers.slac_matching_frames("02:00:00:00:0e:01", "02:00:00:00:5e:cc"))
     assert CM_SLAC_PARM_REQ in Ether(raw(frame))
 
 

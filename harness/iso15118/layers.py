@@ -104,6 +104,7 @@ def bind_tls_tcp_port(port: int) -> None:
 # --------------------------------------------------------------------------- SLAC
 
 HOMEPLUG_ETHERTYPE = 0x88E1
+MIN_FRAME = 60                  # Ethernet minimum frame size without FCS
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 C_EV_MATCH_MNBC = 10            # sounds the EV sends (ISO 15118-3 C_EV_match_MNBC)
 C_EV_START_ATTEN_CHAR_INDS = 3  # CM_START_ATTEN_CHAR.IND repetitions
@@ -184,7 +185,9 @@ def slac_matching_frames(ev_mac: str, evse_mac: str, *, run_id: bytes | None = N
 
     packets = []
     for when, frame in frames:
-        built = Ether(bytes(frame))     # freeze lengths/defaults as they go on the wire
+        wire = bytes(frame)
+        wire += bytes(max(0, MIN_FRAME - len(wire)))    # Ethernet pads short MMEs to 60 bytes
+        built = Ether(wire)             # freeze lengths/defaults as they go on the wire
         built.time = when
         packets.append(built)
     return packets
