@@ -414,6 +414,9 @@ def csms_record(st: StationState) -> dict[str, list[dict[str, Any]]]:
 
 
 def _record_status(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str, Any]:
+    if p.get("status") not in STATUSES_16 and sim.faulty("firmware_status_unknown_state_error", st.version):
+        # the bug: a status table built from OCPP 1.6 — the newer states crash the handler
+        raise KeyError(f"unknown firmware status {p.get('status')!r}")
     csms_record(st)["statuses"].append(dict(p))
     return {}
 
@@ -524,6 +527,10 @@ FEATURE = Feature(
         Fault("update_firmware_missing_signature", "csms", (V201, V16),
               "A secure firmware update (2.0.1 UpdateFirmware with signingCertificate / 1.6 "
               "SignedUpdateFirmware) is sent without the firmware signature."),
+        Fault("firmware_status_unknown_state_error", "csms", (V201, V16),
+              "FirmwareStatusNotification / SignedFirmwareStatusNotification with a status OCPP 1.6 core does not "
+              "know (SignatureVerified, InvalidSignature, InstallRebooting, DownloadScheduled, …) is answered "
+              "with CALLERROR InternalError."),
         Fault("firmware_retrieve_date_in_past", "csms", (V201, V16),
               "UpdateFirmware carries a retrieve date one hour earlier than the operator scheduled "
               "(time-zone offset applied the wrong way)."),
