@@ -4,6 +4,8 @@ SDP codec agrees with the layers; synthesized pcaps read back with the expected 
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import subprocess
 
 import pytest
 from scapy.layers.inet import TCP, UDP
@@ -162,3 +164,18 @@ def test_synthesized_pcap_reads_back(tmp_path):
     request_packet = next(p for p in packets if SDPRequest in p)
     assert request_packet[Ether].dst == "33:33:00:00:00:01"
     assert ipaddress.IPv6Address(request_packet[IPv6].dst).is_multicast
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark (Wireshark) is not installed")
+def test_wireshark_reads_the_slac_frames(tmp_path):
+    """An independent dissector agrees on every message type and the MATCH.CNF key fields."""
+    nmk = bytes(range(16))
+    frames = layers.slac_matching_frames("02:00:00:00:0e:01", "02:00:00:00:5e:cc", nmk=nmk, seed=2)
+    path = capture.synthesize_pcap(tmp_path / "slac.pcap", extra=frames)
+    done = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "homeplug_av.mmhdr.mmtype",
+                           "-e", "homeplug_av.gp.cm_slac_match.nmk"],
+                          capture_output=True, text=True, timeout=30)
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [int(row[0], 16) for row in rows] == [0x6064, 0x6065] + [0x606A] * 3 + [0x6076] * 10 + \
+        [0x606E, 0x606F, 0x607C, 0x607D, 0x6008, 0x6009]
+    assert rows[18][1].replace(":", "") == nmk.hex()
