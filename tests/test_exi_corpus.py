@@ -32,7 +32,7 @@ def _schemas_available():
     try:
         schemas_dir(download=False)
     except SchemasUnavailable as exc:
-        pytest.skip(f"V2G schemas not cached (run once with network): {exc}")
+        pytest.skip(f"V2G schemas not cached (fill once: python -m harness.iso15118.schemas): {exc}")
 
 
 @pytest.mark.skipif(not FILES, reason="no reference corpus in tests/data/exi_corpus")

@@ -115,3 +115,7 @@ def extract_schemas(wheel: Path, folder: Path) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+if __name__ == "__main__":  # fill the cache once: python -m harness.iso15118.schemas
+    print(schemas_dir())
