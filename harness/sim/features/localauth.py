@@ -188,7 +188,8 @@ async def _get_local_list_version_16(front: "FrontEnd", p: dict[str, Any]) -> Re
     if not _on(front.sim, LIST_ENABLED):
         return Reply({"listVersion": -1})                         # 1.6 §5.8: -1 = no local list
     st = state(front)
-    return Reply({"listVersion": st.version if st.entries else 0})   # 0 = the list is empty
+    empty = not st.entries and not front.sim.has("empty_list_reports_version")
+    return Reply({"listVersion": 0 if empty else st.version})       # 0 = the list is empty
 
 
 # ---- the token gate and the cache --------------------------------------------------------
@@ -346,6 +347,8 @@ FEATURE = Feature(
                "Answers ClearCache Accepted but keeps the Authorization Cache."),
         _fault("clear_cache_accepted_when_disabled",
                "Answers ClearCache Accepted while the Authorization Cache is disabled (C11.FR.04 wants Rejected)."),
+        _fault("empty_list_reports_version",
+               "Reports the version of an empty local list in GetLocalListVersion instead of 0.", ("1.6",)),
         _fault("offline_unknown_id_ignored_setting",
                "Offline, decides unknown tokens against OfflineTxForUnknownIdEnabled/AllowOfflineTxForUnknownId inverted."),
     ],
