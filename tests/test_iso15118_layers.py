@@ -1,11 +1,15 @@
 """scapy layers for V2GTP / SDP / EXI and SLAC: build and dissect with known bytes; the
-SDP codec agrees with the layers; synthesized pcaps read back with the expected layers."""
+SDP codec agrees with the layers and with Josev (an independent stack, where installed) and
+Wireshark (SLAC); synthesized pcaps read back with the expected layers."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import TCP, UDP
@@ -179,3 +183,60 @@ def test_wireshark_reads_the_slac_frames(tmp_path):
     assert [int(row[0], 16) for row in rows] == [0x6064, 0x6065] + [0x606A] * 3 + [0x6076] * 10 + \
         [0x606E, 0x606F, 0x607C, 0x607D, 0x6008, 0x6009]
     assert rows[18][1].replace(":", "") == nmk.hex()
+
+
+# --------------------------------------------------------------------------- an independent stack
+
+_JOSEV_SCRIPT = r'''
+import json, sys
+from iso15118.shared.messages.enums import ISOV2PayloadTypes, ISOV20PayloadTypes, Protocol
+from iso15118.shared.messages.sdp import SDPRequest, SDPResponse, Security, Transport
+from iso15118.shared.messages.v2gtp import V2GTPMessage
+ours = {k: bytes.fromhex(v) for k, v in json.loads(sys.stdin.read()).items()}
+request = SDPRequest.from_payload(V2GTPMessage.from_bytes(Protocol.UNKNOWN, ours["request"]).payload)
+response = SDPResponse.from_payload(V2GTPMessage.from_bytes(Protocol.UNKNOWN, ours["response"]).payload)
+dc = V2GTPMessage.from_bytes(Protocol.ISO_15118_20_DC, ours["dc"])
+print(json.dumps({
+    "request": [int(request.security), int(request.transport_protocol)],
+    "response": [response.ip_address.hex(), response.port, int(response.security), int(response.transport_protocol)],
+    "dc": [int(dc.payload_type), dc.payload.hex()],
+    "josev_request": V2GTPMessage(Protocol.UNKNOWN, ISOV2PayloadTypes.SDP_REQUEST,
+                                  SDPRequest(Security.NO_TLS, Transport.TCP).to_payload()).to_bytes().hex(),
+    "josev_response": V2GTPMessage(Protocol.UNKNOWN, ISOV2PayloadTypes.SDP_RESPONSE, SDPResponse(
+        ours["address"], 55000, Security.TLS, Transport.TCP).to_payload()).to_bytes().hex(),
+    "josev_ac": V2GTPMessage(Protocol.ISO_15118_20_AC, ISOV20PayloadTypes.AC_MAINSTREAM, b"\x80\x84").to_bytes().hex(),
+}))
+'''
+
+
+def _josev_python() -> str | None:
+    """An interpreter with Josev (PyPI `iso15118`) installed, kept apart from the project's venv:
+    $ISO15118_REFERENCE_PYTHON or the repository's .venv-iso15118."""
+    candidate = os.environ.get("ISO15118_REFERENCE_PYTHON") or str(
+        Path(__file__).resolve().parents[1] / ".venv-iso15118" / "bin" / "python")
+    if not Path(candidate).exists():
+        return None
+    probe = subprocess.run([candidate, "-c", "import iso15118.shared.messages.v2gtp"],
+                           capture_output=True, timeout=60)
+    return candidate if probe.returncode == 0 else None
+
+
+def test_josev_agrees_on_v2gtp_and_sdp_bytes():
+    python = _josev_python()
+    if python is None:
+        pytest.skip("no interpreter with Josev (iso15118) installed; set ISO15118_REFERENCE_PYTHON")
+    ours = {"request": sdp.SdpRequest(Security.TLS).encode(),
+            "response": sdp.SdpResponse(SECC, 55000, Security.NO_TLS).encode(),
+            "dc": v2gtp.encode(PayloadType.DC_MAIN_STREAM, b"\x80\x04\x01"),
+            "address": ipaddress.IPv6Address(SECC).packed}
+    done = subprocess.run([python, "-c", _JOSEV_SCRIPT], input=json.dumps({k: v.hex() for k, v in ours.items()}),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert theirs["request"] == [0x00, 0x00]
+    assert theirs["response"] == [ipaddress.IPv6Address(SECC).packed.hex(), 55000, 0x10, 0x00]
+    assert theirs["dc"] == [0x8004, "800401"]
+    assert sdp.SdpRequest.decode(bytes.fromhex(theirs["josev_request"])) == sdp.SdpRequest(Security.NO_TLS)
+    assert bytes.fromhex(theirs["josev_response"]) == SDP_RESPONSE_BYTES
+    assert V2GTP(bytes.fromhex(theirs["josev_ac"]))[EXI].data == b"\x80\x84"
+    assert V2GTP(bytes.fromhex(theirs["josev_ac"])).payload_type == PayloadType.AC_MAIN_STREAM
