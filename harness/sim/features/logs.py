@@ -216,9 +216,10 @@ def _op_get_log(version: str):
 
 def _op_get_diagnostics(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     payload: dict[str, Any] = {"location": str(params.get("location", DEFAULT_DIAGNOSTICS_LOCATION))}
-    for key, field_name in (("retries", "retries"), ("retry_interval", "retryInterval")):
-        if params.get(key) is not None:
-            payload[field_name] = int(params[key])
+    if not sim.faulty("diagnostics_retries_dropped", V16):      # the bug: retry settings never mapped
+        for key, field_name in (("retries", "retries"), ("retry_interval", "retryInterval")):
+            if params.get(key) is not None:
+                payload[field_name] = int(params[key])
     for key, field_name in (("start_time", "startTime"), ("stop_time", "stopTime")):
         if params.get(key):
             payload[field_name] = str(params[key])
@@ -253,6 +254,8 @@ FEATURE = Feature(
               "GetDiagnostics.conf names the whole upload URL as fileName instead of the name of the file it uploads."),
     ],
     csms_faults=[
+        Fault("diagnostics_retries_dropped", "csms", (V16,),
+              "GetDiagnostics is sent without the retries / retryInterval the operator chose."),
         Fault("get_log_wrong_type", "csms", (V201, V16),
               "GetLog asks for the other log type (DiagnosticsLog <-> SecurityLog) than the operator chose."),
     ],
