@@ -217,3 +217,77 @@ async def secc_hangs(side: Side) -> dict:
 def test_a_hanging_side_is_bounded(tmp_path):
     with pytest.raises(netns.NetnsError, match="TimeoutError|overran"):
         netns.run_pair(SideSpec(_entry("secc_silent")), SideSpec(_entry("secc_hangs")), tmp_path, timeout=3)
+
+
+# --------------------------------------------------------------------------- against Josev's SDP
+
+_JOSEV_SIDES = r'''
+import asyncio, ipaddress
+from iso15118.shared.messages.enums import ISOV2PayloadTypes, Protocol
+from iso15118.shared.messages.sdp import SDPRequest, SDPResponse, Security, Transport, create_sdp_response
+from iso15118.shared.messages.v2gtp import V2GTPMessage
+
+
+async def josev_ev(side):
+    """Josev's EVCC UDP client multicasts its SDP request; we decode the answer with Josev."""
+    from iso15118.evcc.transport.udp_client import UDPClient
+    queue = asyncio.Queue()
+    client = UDPClient(queue, side.iface)
+    await client.start()
+    request = V2GTPMessage(Protocol.UNKNOWN, ISOV2PayloadTypes.SDP_REQUEST,
+                           SDPRequest(Security.NO_TLS, Transport.TCP).to_payload())
+    for _ in range(20):                              # Josev's own 250 ms SDP timeout, bounded
+        await client.send_and_receive(request)
+        notification = await asyncio.wait_for(queue.get(), 5)
+        if hasattr(notification, "data"):
+            break
+    response = SDPResponse.from_payload(V2GTPMessage.from_bytes(Protocol.UNKNOWN, bytes(notification.data)).payload)
+    return {"address": str(ipaddress.IPv6Address(response.ip_address)), "port": response.port,
+            "security": int(response.security)}
+
+
+async def josev_secc(side):
+    """Josev's SECC UDP server receives; Josev's create_sdp_response answers."""
+    from iso15118.secc.transport.udp_server import UDPServer
+    queue, ready = asyncio.Queue(), asyncio.Event()
+    server = UDPServer(queue, side.iface)
+    task = asyncio.create_task(server.start(ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    side.ready()
+    packet = await asyncio.wait_for(queue.get(), 10)
+    request = SDPRequest.from_payload(V2GTPMessage.from_bytes(Protocol.UNKNOWN, bytes(packet.data)).payload)
+    response = create_sdp_response(request, ipaddress.IPv6Address(side.address).packed, 64001, tls_enabled=True)
+    server.send(V2GTPMessage(Protocol.UNKNOWN, ISOV2PayloadTypes.SDP_RESPONSE, response.to_payload()), packet.addr)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    return {"security": int(request.security), "transport": int(request.transport_protocol)}
+'''
+
+
+def _josev_python() -> str | None:
+    import os
+    import subprocess
+    candidate = os.environ.get("ISO15118_REFERENCE_PYTHON") or str(HERE.parents[1] / ".venv-iso15118" / "bin" / "python")
+    if not Path(candidate).exists():
+        return None
+    probe = subprocess.run([candidate, "-c", "import iso15118.evcc.transport.udp_client"], capture_output=True, timeout=60)
+    return candidate if probe.returncode == 0 else None
+
+
+@pytest.mark.parametrize("josev_role", ["ev", "secc"])
+def test_sdp_against_josev(tmp_path, josev_role):
+    python = _josev_python()
+    if python is None:
+        pytest.skip("no interpreter with Josev (iso15118) installed; set ISO15118_REFERENCE_PYTHON")
+    sides = tmp_path / "josev_sides.py"
+    sides.write_text(_JOSEV_SIDES)
+    if josev_role == "ev":
+        result = netns.run_pair(SideSpec(f"{sides}:josev_ev", python=python),
+                                SideSpec(_entry("secc_sdp_only")), tmp_path / "run", timeout=25)
+        assert result.ev == {"address": netns.SECC_ADDRESS, "port": 61000, "security": Security.NO_TLS}
+    else:
+        result = netns.run_pair(SideSpec(_entry("ev_sdp_only"), {"security": Security.NO_TLS}),
+                                SideSpec(f"{sides}:josev_secc", python=python), tmp_path / "run", timeout=25)
+        assert result.secc == {"security": Security.NO_TLS, "transport": 0}
+        assert result.ev["address"] == netns.SECC_ADDRESS and result.ev["port"] == 64001
+        assert result.ev["security"] == Security.TLS      # Josev answers with what it offers

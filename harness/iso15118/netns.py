@@ -73,6 +73,9 @@ def netns_available() -> str | None:
 class SideSpec:
     entry: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Another interpreter for this side (e.g. one with an independent ISO 15118 stack in its
+    # own venv); it gets this source tree on PYTHONPATH for the side runner.
+    python: str | None = None
 
 
 @dataclass
@@ -179,8 +182,14 @@ def _wait_until(condition, bound: float, what: str) -> None:
         time.sleep(_READY_POLL)
 
 
+SOURCE_ROOT = Path(__file__).resolve().parents[2]     # where the `harness` package lives
+
+
 def _spawn(command: list[str], log) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=_die_with_parent)
 
 
 def _stop(process: subprocess.Popen | None, sig: int = signal.SIGKILL, grace: float = 3.0) -> None:
@@ -211,13 +220,15 @@ def _pair(spec_path: str) -> int:
         if spec["capture"]:
             from . import capture as capture_module       # scapy is slow to import: only when asked
             dumpcap = capture_module.start_dumpcap(EV_IFACE, workdir / "capture.pcap", workdir / "dumpcap.log")
-        side_command = [sys.executable, "-m", "harness.iso15118.netns", "side"]
+        def side_command(role: str) -> list[str]:
+            python = spec[role].get("python") or sys.executable
+            return [python, "-m", "harness.iso15118.netns", "side", role, spec_path]
+
         with open(workdir / "secc.log", "wb") as secc_log, open(workdir / "ev.log", "wb") as ev_log:
             # Both start at once (Python start-up overlaps); the EV side itself waits for
             # the SECC's ready() before its entry point runs.
-            secc = _spawn(["nsenter", f"--net=/proc/{holder.pid}/ns/net", "--",
-                           *side_command, "secc", spec_path], secc_log)
-            ev = _spawn([*side_command, "ev", spec_path], ev_log)
+            secc = _spawn(["nsenter", f"--net=/proc/{holder.pid}/ns/net", "--", *side_command("secc")], secc_log)
+            ev = _spawn(side_command("ev"), ev_log)
             deadline = time.monotonic() + side_timeout + 2.0
             for process in (ev, secc):
                 try:
