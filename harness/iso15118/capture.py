@@ -157,7 +157,7 @@ class TcpConversation:
     server_mac: str = "02:00:00:00:5e:cc"
 
 
-_SYN, _FIN, _ACK, _PSH = "S", "F", "A", "PA"
+_SYN, _SYN_ACK, _ACK, _PSH_ACK, _FIN_ACK = "S", "SA", "A", "PA", "FA"
 _MSS = 1400
 
 
@@ -176,8 +176,9 @@ def _sdp_packets(exchanges: Iterable[SdpExchange], ev_mac: str, secc_mac: str) -
         # which side sent it: SDP requests come from the EV, responses from the SECC
         from_ev = exchange.data[2:4] in (b"\x90\x00", b"\x90\x02")
         src_mac, dst_mac = (ev_mac, secc_mac) if from_ev else (secc_mac, ev_mac)
-        packet = (Ether(src=src_mac, dst=_mac_for(dst[0], dst_mac)) /
-                  IPv6(src=src[0].split("%")[0], dst=dst[0].split("%")[0], hlim=255) /
+        multicast = ipaddress.IPv6Address(dst[0].split("%")[0]).is_multicast
+        packet = (Ether(src=src_mac, dst=_mac_for(dst[0].split("%")[0], dst_mac)) /
+                  IPv6(src=src[0].split("%")[0], dst=dst[0].split("%")[0], hlim=1 if multicast else 64) /
                   UDP(sport=src[1], dport=dst[1]) / exchange.data)
         packet.time = exchange.t
         packets.append(packet)
@@ -208,18 +209,18 @@ def _tcp_packets(conversation: TcpConversation) -> list[Packet]:
         seq[from_client] = (seq[from_client] + len(data) + syn_or_fin) & 0xFFFFFFFF
 
     emit(t0 - 0.003, True, _SYN)
-    emit(t0 - 0.002, False, "SA")
+    emit(t0 - 0.002, False, _SYN_ACK)
     emit(t0 - 0.001, True, _ACK)
     t = t0
     for segment in conversation.segments:
         t = max(t, segment.t)
         for offset in range(0, len(segment.data), _MSS):
-            emit(t, segment.from_client, _PSH, segment.data[offset:offset + _MSS])
+            emit(t, segment.from_client, _PSH_ACK, segment.data[offset:offset + _MSS])
             t += 1e-6
         emit(t, not segment.from_client, _ACK)
         t += 1e-6
-    emit(t + 0.001, True, "FA")
-    emit(t + 0.002, False, "FA")
+    emit(t + 0.001, True, _FIN_ACK)
+    emit(t + 0.002, False, _FIN_ACK)
     emit(t + 0.003, True, _ACK)
     return packets
 
