@@ -118,6 +118,8 @@ def run_pair(ev: SideSpec, secc: SideSpec, workdir: Path, *, timeout: float = 20
     reason = netns_available()
     if reason:
         raise NetnsError(reason)
+    if capture and not shutil.which("dumpcap"):
+        raise NetnsError("capture=True needs dumpcap (Wireshark), which is not installed")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     spec = {"ev": asdict(ev), "secc": asdict(secc), "workdir": str(workdir),
