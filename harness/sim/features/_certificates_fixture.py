@@ -120,12 +120,21 @@ def key(name: str) -> ec.EllipticCurvePrivateKey:
     return serialization.load_pem_private_key(pem.encode(), password=None)   # type: ignore[return-value]
 
 
+def certificate_names() -> list[str]:
+    return [n for n, entry in load().items() if "cert" in entry]
+
+
+def issuer_of(name: str) -> x509.Certificate:
+    """The fixture certificate that issued `name` (a root is its own issuer)."""
+    c = cert(name)
+    if c.issuer == c.subject:
+        return c
+    return next(cert(n) for n in certificate_names() if cert(n).subject == c.issuer)
+
+
 def hash_data(name: str) -> dict[str, str]:
     """CertificateHashDataType of a fixture certificate (roots are their own issuer)."""
-    c = cert(name)
-    issuer = c if c.issuer == c.subject else next(cert(n) for n in load() if "cert" in load()[n]
-                                                   and cert(n).subject == c.issuer)
-    return certificate_hash_data(c, issuer)
+    return certificate_hash_data(cert(name), issuer_of(name))
 
 
 def case_variables() -> dict[str, Any]:

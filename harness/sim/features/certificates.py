@@ -565,9 +565,23 @@ def _delete(version: str):  # type: ignore[no-untyped-def]
             raise ValueError("delete_certificate needs certificate_hash_data or fixture")
         data = dict(data)
         if sim.faulty("delete_certificate_wrong_hash", version):
-            data["serialNumber"] = str(int(data["serialNumber"], 16))   # the bug: serial written in decimal
+            data["issuerKeyHash"] = _spki_hash(data)
         return "DeleteCertificate", {"certificateHashData": data}, True
     return build
+
+
+def _spki_hash(data: dict[str, Any]) -> str:
+    """Fault delete_certificate_wrong_hash: issuerKeyHash over the issuer's whole DER
+    SubjectPublicKeyInfo (a classic slip) instead of its key bits, for the certificate the
+    CSMS holds under that hash data (the fixture PKI here)."""
+    algo = str(data.get("hashAlgorithm", "SHA256"))
+    for name in fixture.certificate_names():
+        if _normalised(fixture.hash_data(name)) == _normalised(data):
+            spki = fixture.issuer_of(name).public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            return hashlib.new(algo.lower(), spki).hexdigest()
+    key_hash = str(data["issuerKeyHash"])      # not a certificate it knows: the same slip shows as a wrong hash
+    return key_hash[:-1] + ("0" if key_hash[-1:] != "0" else "1")
 
 
 def _extended_trigger(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
@@ -649,7 +663,7 @@ FEATURE = Feature(
         _csms("install_certificate_wrong_use", _BOTH,
               "InstallCertificate carries the wrong certificateType (CSMS root ↔ manufacturer root, V2G ↔ MO root)."),
         _csms("delete_certificate_wrong_hash", _BOTH,
-              "DeleteCertificate carries the serialNumber in decimal instead of hexadecimal."),
+              "DeleteCertificate: issuerKeyHash over the issuer's whole SubjectPublicKeyInfo instead of its key bits."),
         _csms("certificate_status_failed", _V201, "Answers every GetCertificateStatus with Failed."),
         _csms("ev_certificate_request_failed", _V201, "Answers every Get15118EVCertificate with Failed."),
     ],
