@@ -154,6 +154,27 @@ def test_read_v2gtp_errors():
     run(scenario())
 
 
+def test_read_v2gtp_reassembles_a_message_split_over_segments():
+    message = v2gtp.encode(PayloadType.MAIN_STREAM, bytes(range(50)))
+
+    async def scenario():
+        reader = asyncio.StreamReader()
+
+        async def trickle():
+            start = 0
+            for cut in (3, 9, 30, len(message)):           # header split, payload split
+                reader.feed_data(message[start:cut])
+                start = cut
+                await asyncio.sleep(0)
+
+        feeder = asyncio.create_task(trickle())
+        result = await v2gtp.read_v2gtp(reader, 1.0)
+        await feeder
+        return result
+
+    assert run(scenario()) == (0x8002, bytes(range(50)))
+
+
 # --------------------------------------------------------------------------- over TCP / TLS on ::1
 
 def _ipv6_loopback() -> bool:
