@@ -12,7 +12,8 @@ Station simulator:
   out-of-band action `tamper` (someone opens the enclosure → TamperDetectionActivated, critical).
 
 CSMS simulator: operator action `set_basic_auth_password` (2.0.1) / `set_authorization_key` (1.6):
-sends the station a new random password and accepts only that one from then on (A01.FR.02).
+sends the station a new random password and accepts only that one from then on (A01.FR.02);
+`set_network_profile` {slot, security_profile, url?} (2.0.1, A05 step 1: SetNetworkProfile).
 """
 
 from __future__ import annotations
@@ -246,6 +247,21 @@ def _set_authorization_key(sim: "CsmsSimulator", st: "StationState", params: dic
     return "ChangeConfiguration", {"key": "AuthorizationKey", "value": password}, True
 
 
+def _set_network_profile_call(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    """A05 step 1 / B09: a connection profile for `slot` at `security_profile` (default: one above
+    the CSMS's own profile), pointing at this CSMS (`url`, default its own URL)."""
+    wanted = int(params.get("security_profile", int(sim.cfg.security_profile) + 1))
+    if sim.faulty("network_profile_wrong_security_profile"):
+        wanted = int(sim.cfg.security_profile)     # the bug: copies the profile in use, no upgrade
+    url = str(params.get("url") or sim.url)
+    if wanted >= 2:
+        url = url.replace("ws://", "wss://", 1)
+    return "SetNetworkProfile", {"configurationSlot": int(params.get("slot", 1)), "connectionData": {
+        "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": url,
+        "messageTimeout": int(params.get("message_timeout", 30)), "securityProfile": wanted,
+        "ocppInterface": str(params.get("interface", "Wired0"))}}, True
+
+
 _BOTH = ("1.6", "2.0.1")
 
 FEATURE = Feature(
@@ -256,7 +272,8 @@ FEATURE = Feature(
         "1.6": {"GetConfiguration": _get_configuration, "ChangeConfiguration": _change_configuration},
     },
     station_actions={"tamper": _tamper},
-    csms_operator={"2.0.1": {"set_basic_auth_password": _set_basic_auth_password},
+    csms_operator={"2.0.1": {"set_basic_auth_password": _set_basic_auth_password,
+                             "set_network_profile": _set_network_profile_call},
                    "1.6": {"set_authorization_key": _set_authorization_key}},
     station_faults=[
         Fault("weak_password_accepted", "cs", _BOTH,
@@ -271,5 +288,7 @@ FEATURE = Feature(
     csms_faults=[
         Fault("password_update_not_stored", "csms", _BOTH,
               "Sends the station a new BasicAuthPassword / AuthorizationKey but keeps checking the old one."),
+        Fault("network_profile_wrong_security_profile", "csms", ("2.0.1",),
+              "Asked to upgrade a station's security profile, sends a SetNetworkProfile with the profile in use."),
     ],
 )
