@@ -13,8 +13,10 @@ Server paths:
   GET  /firmware/refsim-2.0.0.bin            the good image (signed: GOOD_SIGNATURE)
   GET  /firmware/refsim-2.0.0-tampered.bin   the good image altered after signing
   GET  /firmware/other-model-2.0.0.bin       validly signed, built for another model
+  GET  /slow/firmware/<name>                 as /firmware/<name>, after SLOW_S (a download in progress)
   GET  anything else                         404 (a download that fails)
   PUT/POST /logs/<name>, /diagnostics/<name> 201, stored (see `uploads`)
+  PUT/POST /slow/logs/<name>                 as /logs/<name>, after SLOW_S (an upload in progress)
   PUT/POST /denied/<name>                    403 (an upload that fails)
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +34,8 @@ from . import _firmware_images as images
 
 REPO_HOST = "files.harness.invalid"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+SLOW_S = 3.0                            # how long a /slow/ transfer takes: time to trigger a status meanwhile
+SLOW_PREFIX = "/slow"
 
 FILES: dict[str, bytes] = {
     "/firmware/refsim-2.0.0.bin": images.GOOD_IMAGE,
@@ -53,8 +58,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:   # keep test output quiet
         pass
 
+    def _path(self) -> str:
+        path = urllib.parse.urlsplit(self.path).path
+        if path.startswith(SLOW_PREFIX + "/"):
+            time.sleep(SLOW_S)                          # a worker thread of its own: nothing else waits
+            path = path[len(SLOW_PREFIX):]
+        return path
+
     def do_GET(self) -> None:
-        body = FILES.get(urllib.parse.urlsplit(self.path).path)
+        body = FILES.get(self._path())
         if body is None:
             self.send_error(404, "no such file")
             return
@@ -65,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _store(self) -> None:
-        path = urllib.parse.urlsplit(self.path).path
+        path = self._path()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_UPLOAD_BYTES:
             self.send_error(413, "too large")

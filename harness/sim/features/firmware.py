@@ -294,7 +294,7 @@ def _start(front: FrontEnd, job: UpdateJob, accepted: str) -> Reply:
 
 
 def _certificate_refusal(front: FrontEnd, cert: str | None) -> Reply | None:
-    if cert is None:
+    if cert is None or front.sim.has("firmware_accepts_untrusted_certificate"):
         return None
     problem = certificate_problem(cert)
     if problem is None:
@@ -514,6 +514,9 @@ FEATURE = Feature(
               "InstallRebooting, no BootNotification FirmwareUpdate): the old firmware keeps running."),
         Fault("firmware_skips_signature_check", "cs", (V201, V16),
               "Never checks the firmware signature: a tampered image is reported SignatureVerified and installed."),
+        Fault("firmware_accepts_untrusted_certificate", "cs", (V201, V16),
+              "Accepts a firmware signing certificate that was not issued by its manufacturer root "
+              "(no InvalidCertificate, no InvalidFirmwareSigningCertificate security event)."),
         Fault("firmware_status_missing_request_id", "cs", (V201, V16),
               "FirmwareStatusNotification (2.0.1) / SignedFirmwareStatusNotification (1.6) omit the requestId "
               "of the update they report."),
