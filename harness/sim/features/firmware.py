@@ -235,7 +235,7 @@ async def run_job(front: FrontEnd, job: UpdateJob) -> None:
             await st.tx_changed.wait()
     await _settle(front, _notify(front, job, "Installing"))
     header = images.parse_header(data)
-    if header is None or header[0] != sim.cfg.model:
+    if (header is None or header[0] != sim.cfg.model) and not sim.has("firmware_install_error_ignored"):
         why = "not a firmware image" if header is None else f"image is for model {header[0]}"
         sim.trace.event(sim.cfg.station_id, f"firmware installation failed: {why}", "SIM")
         _finish(front, job, "InstallationFailed")
@@ -246,7 +246,8 @@ async def run_job(front: FrontEnd, job: UpdateJob) -> None:
         _set_blocking(front, False)
         return
     await _settle(front, _notify(front, job, "InstallRebooting"))
-    sim.cfg.firmware = header[1]
+    if header is not None and header[0] == sim.cfg.model:
+        sim.cfg.firmware = header[1]                    # (under firmware_install_error_ignored: the old one)
     st.awaiting_reboot, st.job = job, None
     st.blocking = False
     await sim.reset("reset_hard", "FirmwareUpdate")     # ends a transaction only under the fault above
@@ -523,6 +524,9 @@ FEATURE = Feature(
         Fault("firmware_installs_during_transaction", "cs", (V201, V16),
               "Installs (and reboots into) new firmware while a transaction is ongoing instead of waiting "
               "for it to end."),
+        Fault("firmware_install_error_ignored", "cs", (V201, V16),
+              "Ignores the installer's error: an image that cannot be installed (built for another model) is "
+              "followed by a reboot and Installed, still on the old firmware."),
         Fault("download_failed_not_reported", "cs", (V201, V16),
               "When every download attempt fails, gives up silently: no DownloadFailed status is sent."),
     ],

@@ -93,6 +93,9 @@ async def run_upload(front: FrontEnd, up: Upload) -> None:
             try:
                 await repo.upload(up.url, up.content)
             except repo.TransferError as exc:
+                if sim.has("log_upload_ignores_http_error") and exc.args and str(exc.args[0]).startswith("HTTP "):
+                    _notify(front, up, "Uploaded")      # the bug: any HTTP answer counts as delivered
+                    return
                 sim.trace.event(sim.cfg.station_id, f"log upload attempt {attempt + 1} failed: {exc}", "SIM")
                 if attempt + 1 < up.attempts:
                     await asyncio.sleep(up.retry_interval_s)
@@ -110,7 +113,8 @@ async def run_upload(front: FrontEnd, up: Upload) -> None:
 def _start(front: FrontEnd, up: Upload, answer: dict[str, Any]) -> Reply:
     st = state(front)
     old = st.uploading
-    if old is not None and old.task is not None and not old.task.done():
+    if old is not None and old.task is not None and not old.task.done() and \
+            not front.sim.has("get_log_second_request_not_cancelled"):
         old.task.cancel()
         if "status" in answer:
             answer = {**answer, "status": "AcceptedCanceled"}      # N01: the running upload is cancelled
@@ -250,6 +254,12 @@ FEATURE = Feature(
         Fault("log_upload_never_reports_uploaded", "cs", (V201, V16),
               "Uploads the log (GetLog / GetDiagnostics) but never sends the Uploaded status; the last status "
               "the CSMS sees is Uploading."),
+        Fault("log_upload_ignores_http_error", "cs", (V201, V16),
+              "Treats any HTTP answer to the log upload as success: a refused upload (403) is reported Uploaded "
+              "instead of UploadFailure / UploadFailed."),
+        Fault("get_log_second_request_not_cancelled", "cs", (V201, V16),
+              "A GetLog while an upload is still running is answered Accepted and the first upload goes on; "
+              "nothing is cancelled (no AcceptedCanceled)."),
         Fault("diagnostics_wrong_filename", "cs", (V16,),
               "GetDiagnostics.conf names the whole upload URL as fileName instead of the name of the file it uploads."),
     ],
