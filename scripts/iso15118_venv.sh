@@ -8,17 +8,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${ISO15118_VENV:-.venv-iso15118}"
 VERSION="0.31.2"
+# The package's EVCC imports aiofile without declaring it (SECC and EXI codec do not need it).
+EXTRA="aiofile>=3.8,<4"
 PYTHON="${ISO15118_PYTHON:-python3}"
 
 installed_version() {
   "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("iso15118"))' 2>/dev/null || true
 }
 
-if [ -x "$VENV/bin/python" ] && [ "$(installed_version)" = "$VERSION" ]; then
+if [ -x "$VENV/bin/python" ] && [ "$(installed_version)" = "$VERSION" ] \
+   && "$VENV/bin/python" -c 'import aiofile' 2>/dev/null; then
   echo "iso15118 $VERSION already in $VENV"
 else
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "iso15118==$VERSION"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "iso15118==$VERSION" "$EXTRA"
   echo "iso15118 $(installed_version) installed in $VENV"
 fi
 

@@ -104,3 +104,46 @@ def test_unavailable_venv_gives_a_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("ISO15118_VENV", str(tmp_path / "nowhere"))
     reason = reference_available()
     assert reason is not None and "iso15118_venv.sh" in reason
+
+
+# -- the package's own SECC and EVCC as peers, in rootless network namespaces ---------------
+
+def _peers_skip_reason() -> str | None:
+    if REASON is not None:
+        return f"reference stack unavailable: {REASON}"
+    from harness.iso15118.netns import netns_available
+
+    netns_reason = netns_available()
+    return f"network namespaces unavailable: {netns_reason}" if netns_reason else None
+
+
+@pytest.mark.slow
+def test_reference_evcc_charges_at_reference_secc_dc_eim(tmp_path):
+    """The package's EVCC against the package's SECC: one ISO 15118-2 DC session with EIM,
+    EV and SECC in two network namespaces joined by a veth pair (SDP multicast on ff02::1)."""
+    reason = _peers_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from harness.iso15118.netns import SideSpec, run_pair
+
+    # Timeouts x4: two JVMs on a small, busy CI machine; this test is about the plumbing,
+    # the package's timing is not what is under test here.
+    common = {"timeout_scale": 4.0}
+    ev = SideSpec("harness.iso15118.reference.sides:reference_evcc_side", kwargs={
+        "peer": {**common, "protocols": ["ISO_15118_2"], "charge_loop_cycles": 2},
+        "session_timeout": 44})
+    secc = SideSpec("harness.iso15118.reference.sides:reference_secc_side", kwargs={
+        "peer": {**common, "protocols": ["ISO_15118_2"], "auth_modes": ["EIM"]},
+        "session_timeout": 46})
+    result = run_pair(ev, secc, tmp_path / "run", timeout=60)
+
+    sent_by_ev = [name for direction, name in result.ev["messages"] if direction == "sent"]
+    expected = ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+                "PaymentServiceSelectionReq", "AuthorizationReq", "ChargeParameterDiscoveryReq",
+                "CableCheckReq", "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq",
+                "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
+    deduplicated = [name for i, name in enumerate(sent_by_ev) if i == 0 or sent_by_ev[i - 1] != name]
+    assert deduplicated == expected
+    assert result.secc["ended_in"] == "SessionStop"
+    received_by_secc = [name for direction, name in result.secc["messages"] if direction == "received"]
+    assert received_by_secc == sent_by_ev
