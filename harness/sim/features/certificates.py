@@ -523,9 +523,12 @@ def _ev_certificate(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any])
 
 # CSMS operator actions
 
-_WRONG_USE = {"CSMSRootCertificate": "ManufacturerRootCertificate", "ManufacturerRootCertificate": "CSMSRootCertificate",
-              "V2GRootCertificate": "MORootCertificate", "MORootCertificate": "V2GRootCertificate",
-              "CentralSystemRootCertificate": "ManufacturerRootCertificate"}
+_WRONG_USE = {  # fault install_certificate_wrong_use: the neighbouring kind of the same edition
+    "2.0.1": {"CSMSRootCertificate": "ManufacturerRootCertificate", "ManufacturerRootCertificate": "CSMSRootCertificate",
+              "V2GRootCertificate": "MORootCertificate", "MORootCertificate": "V2GRootCertificate"},
+    "1.6": {"CentralSystemRootCertificate": "ManufacturerRootCertificate",
+            "ManufacturerRootCertificate": "CentralSystemRootCertificate"},
+}
 
 
 def _pem_param(params: dict[str, Any]) -> str:
@@ -541,7 +544,7 @@ def _install(version: str):  # type: ignore[no-untyped-def]
         use = str(params.get("certificate_type") or ("CSMSRootCertificate" if version == "2.0.1"
                                                      else "CentralSystemRootCertificate"))
         if sim.faulty("install_certificate_wrong_use", version):
-            use = _WRONG_USE.get(use, use)
+            use = _WRONG_USE[version].get(use, use)
         return "InstallCertificate", {"certificateType": use, "certificate": _pem_param(params)}, True
     return build
 
