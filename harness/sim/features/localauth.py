@@ -116,6 +116,8 @@ def apply_list(sim: "StationSimulator", st: LocalAuthState, version: int, update
         new = {i.token: _entry(i.info) for i in items}            # type: ignore[arg-type]
         if len(new) > LIST_CAPACITY:
             return "Failed"
+        if sim.has("full_update_merges"):
+            new = {**st.entries, **new}                           # the bug: old entries survive a Full update
         st.entries = new
     else:
         if version <= st.version and not sim.has("version_mismatch_not_reported"):
@@ -158,8 +160,8 @@ async def _send_local_list_201(front: "FrontEnd", p: dict[str, Any]) -> Reply:
 
 async def _get_local_list_version_201(front: "FrontEnd", p: dict[str, Any]) -> Reply:
     st = state(front)
-    disabled = not _on(front.sim, LIST_ENABLED)                  # D02.FR.03: 0 when disabled
-    return Reply({"versionNumber": 0 if disabled else st.version})
+    disabled = not _on(front.sim, LIST_ENABLED) and not front.sim.has("list_version_reported_when_disabled")
+    return Reply({"versionNumber": 0 if disabled else st.version})   # D02.FR.03: 0 when disabled
 
 
 async def _clear_cache(front: "FrontEnd", p: dict[str, Any]) -> Reply:
@@ -347,6 +349,11 @@ FEATURE = Feature(
                "Answers ClearCache Accepted but keeps the Authorization Cache."),
         _fault("clear_cache_accepted_when_disabled",
                "Answers ClearCache Accepted while the Authorization Cache is disabled (C11.FR.04 wants Rejected)."),
+        _fault("full_update_merges",
+               "A Full SendLocalList is merged into the old list: entries it no longer names stay authorized."),
+        _fault("list_version_reported_when_disabled",
+               "With LocalAuthListCtrlr.Enabled false, GetLocalListVersion still reports the old list's version.",
+               ("2.0.1",)),
         _fault("empty_list_reports_version",
                "Reports the version of an empty local list in GetLocalListVersion instead of 0.", ("1.6",)),
         _fault("offline_unknown_id_ignored_setting",
