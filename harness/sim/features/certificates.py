@@ -169,6 +169,12 @@ def _store(front: "FrontEnd") -> _Store:
         for name, use in (("csms_root", "CSMSRootCertificate"), ("manufacturer_root", "ManufacturerRootCertificate")):
             c = fixture.cert(name)
             s.installed.append(_Installed(use, c, c))
+        if front.sim.cfg.tls_ca:     # profiles 2-3: the root its TLS connection really trusts
+            try:
+                for c in x509.load_pem_x509_certificates(open(front.sim.cfg.tls_ca, "rb").read()):
+                    s.installed.append(_Installed("CSMSRootCertificate", c, c))
+            except (OSError, ValueError):
+                pass                 # the transport reports an unusable CA file itself
         return s
     return feature_state(front, NAME, seed)
 
