@@ -17,6 +17,7 @@ from .dut.adapters import AdapterUnavailable, DockerAdapter, SimAdapter, make_ad
 from .dut.docker_dut import DutNotReady
 from .dut.docker_dut import stop_all as stop_docker_duts
 from .dut.base import Adapter
+from .dut.builtin import at_security_profile, is_builtin
 from .dut.profile import DutProfile
 from .ocpp.trace import Trace
 from .roles.endpoint import CsmsEndpoint
@@ -44,6 +45,10 @@ def applicability(case: TestCase, profile: DutProfile) -> str | None:
     missing = [f for f in case.pics if not profile.supports(f)]
     if missing:
         return f"DUT PICS does not declare: {', '.join(missing)}"
+    sp = case.security_profile
+    if sp is not None and sp != profile.security_profile and not is_builtin(profile):
+        return (f"the case needs security profile {sp}; the DUT profile is at security profile "
+                f"{profile.security_profile} (run the TLS cases with a profile at {sp})")
     return None
 
 
@@ -68,6 +73,8 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
     reason = applicability(case, profile)
     if reason:
         return _short_result(case, Verdict.NOT_APPLICABLE, reason)
+    if case.security_profile is not None and is_builtin(profile):
+        profile = at_security_profile(profile, case.security_profile)   # both simulators switch to TLS
     trace = Trace()
     variables = {"pixit": dict(profile.pixit), "dut": {"station_id": profile.station_id, **profile.identity}}
     endpoint: CsmsEndpoint | None = None
@@ -96,7 +103,8 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
             else:
                 security = SecurityProfile(profile.security_profile if profile.password or profile.security_profile == 0
                                            else 0, profile.station_id, profile.password)
-            session = StationSession(case.ocpp, trace, dut_url, profile.station_id, security)
+            session = StationSession(case.ocpp, trace, dut_url, profile.station_id, security,
+                                     tls_ca=str(profile.tls["ca"]) if profile.tls.get("ca") else None)
         engine = Engine(case, session, adapter, variables, on_step=on_step)
         result = await engine.run()
     except DutNotReady as exc:   # the DUT never came up: nothing about it was tested
@@ -110,7 +118,7 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
     finally:
         await _bounded(session.close() if session else None)
         await _bounded(adapter.stop())
-        if endpoint is not None and not _is_persistent(profile):
+        if endpoint is not None and (not _is_persistent(profile) or case.harness_tls):
             await _bounded(endpoint.stop())
     if isinstance(adapter, DockerAdapter) and "dut.log" not in logs:
         try:
@@ -163,6 +171,18 @@ async def _csms_endpoint(case: TestCase, profile: DutProfile, trace: Trace) -> C
     else:
         security = SecurityProfile(1 if check else 0)
     pixit = dict(profile.pixit)
+    if case.harness_tls:   # a negative TLS case: serve what the station must refuse, for this case only
+        security = _variant_security(case, profile)
+        if _is_persistent(profile):   # free the DUT's configured address; the next case listens there again
+            url = urlparse(profile.endpoint)
+            key = (url.hostname or "0.0.0.0", url.port or 9000, url.path.rstrip("/") or "/ocpp")
+            if key in _persistent:
+                await _bounded(_persistent.pop(key).stop())
+            server = OcppServer(versions=tuple(profile.ocpp_versions), host=key[0], port=key[1], path_prefix=key[2],
+                                security=security, password_check=check, trace=trace)
+        else:
+            server = OcppServer(versions=(case.ocpp,), security=security, password_check=check, trace=trace)
+        return await CsmsEndpoint(server, pixit).start()
     if not _is_persistent(profile):
         # Embedded simulator: a fresh server on a free port per case keeps cases independent.
         server = OcppServer(versions=(case.ocpp,), security=security, password_check=check, trace=trace)
@@ -175,6 +195,16 @@ async def _csms_endpoint(case: TestCase, profile: DutProfile, trace: Trace) -> C
                             security=security, password_check=check)
         _persistent[key] = await CsmsEndpoint(server, pixit).start()
     return _persistent[key]
+
+
+def _variant_security(case: TestCase, profile: DutProfile) -> SecurityProfile:
+    from .transport.tls_variants import pki_of, server_context
+
+    if profile.security_profile < 2 or not profile.tls.get("ca"):
+        raise ValueError("harness_tls needs the DUT at security profile 2 or 3 with a tls.ca of `charger-harness pki init`")
+    ctx = server_context(pki_of(profile.tls["ca"]), case.harness_tls.get("certificate", "valid"),
+                         case.harness_tls.get("version"), require_client_cert=profile.security_profile == 3)
+    return SecurityProfile(profile.security_profile, ssl_context=ctx)
 
 
 async def close_persistent_endpoints() -> None:

@@ -15,6 +15,8 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
+from harness.sim import features
+from harness.sim.tls_faults import CSMS_TLS_FAULTS
 from harness.ocpp import schemas
 from harness.ocpp.connection import IncomingCall, OcppConnection, Response, StrayResponse
 from harness.ocpp.framing import Call, CallError, CallResult, decode, error_codes_for
@@ -629,7 +631,9 @@ PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig
 
 
 def test_every_fault_has_a_probe() -> None:
-    assert set(PROBES) == set(CSMS_FAULTS) - set(DLB_CSMS_FAULTS)   # those: tests/test_depot_ocpp.py
+    # DLB: tests/test_depot_ocpp.py; TLS: tests/test_tls.py; functional blocks: tests/test_feature_*.py
+    others = {*DLB_CSMS_FAULTS, *CSMS_TLS_FAULTS, *features.csms_faults()}
+    assert set(PROBES) == set(CSMS_FAULTS) - others
     assert all(f.target == "csms" and f.versions and f.description for f in CSMS_FAULTS.values())
 
 

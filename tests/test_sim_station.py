@@ -14,6 +14,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from harness.sim import features
+from harness.sim.tls_faults import STATION_TLS_FAULTS
 from harness.ocpp.connection import Closed, Garbage, IncomingCall, OcppConnection, Response, StrayResponse
 from harness.ocpp.framing import Call, CallError, CallResult, new_message_id
 from harness.ocpp.trace import Trace
@@ -33,7 +35,8 @@ def defaults(version: str, boot_interval: int = 300) -> dict[str, Reply]:
     boot = {"status": "Accepted", "currentTime": NOW, "interval": boot_interval}
     if version == "2.0.1":
         return {"BootNotification": boot, "Heartbeat": {"currentTime": NOW}, "StatusNotification": {},
-                "Authorize": {"idTokenInfo": {"status": "Accepted"}}, "TransactionEvent": {}, "MeterValues": {}}
+                "Authorize": {"idTokenInfo": {"status": "Accepted"}}, "TransactionEvent": {}, "MeterValues": {},
+                "LogStatusNotification": {}}
     return {"BootNotification": boot, "Heartbeat": {"currentTime": NOW}, "StatusNotification": {},
             "Authorize": {"idTagInfo": {"status": "Accepted"}}, "MeterValues": {},
             "StartTransaction": {"transactionId": 4711, "idTagInfo": {"status": "Accepted"}},
@@ -663,7 +666,8 @@ def test_trigger_message_201() -> None:
             assert mv.payload["evseId"] == 1 and mv.payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
             assert await trig({"requestedMessage": "TransactionEvent"}) == "Rejected"     # no transaction
             assert await trig({"requestedMessage": "BootNotification"}) == "Rejected"     # F06.FR.17 (Accepted)
-            assert await trig({"requestedMessage": "LogStatusNotification"}) == "NotImplemented"
+            assert await trig({"requestedMessage": "LogStatusNotification"}) == "Accepted"      # N01 (logs feature)
+            assert (await csms.expect("LogStatusNotification", timeout=2)).payload["status"] == "Idle"
             assert await trig({"requestedMessage": "Heartbeat", "evse": {"id": 9}}) == "Rejected"
             await start_tx_201(sim, csms)
             assert await trig({"requestedMessage": "TransactionEvent", "evse": {"id": 1}}) == "Accepted"
@@ -994,7 +998,9 @@ async def _p_notify_report(sim: StationSimulator, csms: Csms, srv: OcppServer) -
 
 
 def test_every_station_fault_has_a_probe() -> None:
-    assert set(PROBES) == set(STATION_FAULTS) - set(SMART_CHARGING_FAULTS)   # those: tests/test_sim_smart.py
+    # smart charging: tests/test_sim_smart.py; TLS: tests/test_tls.py; functional blocks: tests/test_feature_*.py
+    others = {*SMART_CHARGING_FAULTS, *STATION_TLS_FAULTS, *features.station_faults()}
+    assert set(PROBES) == set(STATION_FAULTS) - others
     for name, (version, _, _, _) in PROBES.items():
         assert version in STATION_FAULTS[name].versions, name
 

@@ -209,3 +209,40 @@ def test_library_cases_pass_at_security_profile_3_against_the_simulators(tmp_pat
     execution = run(execute(case, profile_from_dict(data)))
     assert execution.result.verdict == Verdict.PASS, execution.result.summary()
     assert any(e.kind == "CONNECT" for e in execution.trace.entries)
+
+
+# ---- the simulators' TLS faults: each breaks exactly the library case that names it -----------
+
+_TLS_PROBES = {
+    "accepts_untrusted_csms_certificate": "ocpp201/TC_A_05_CS.yaml",
+    "accepts_tls_1_1_csms": "ocpp201/TC_A_06_CS.yaml",
+    "tls_no_basic_auth": "ocpp201/TC_A_04_CS.yaml",
+    "tls_no_client_certificate": "ocpp201/TC_A_07_CS.yaml",
+    "client_certificate_not_required": "ocpp201/TC_A_08_CSMS.yaml",
+    "accepts_revoked_client_certificate": "ocpp201/TC_A_08_CSMS.yaml",
+    "accepts_expired_client_certificate": "ocpp201/TC_A_08_CSMS.yaml",
+    "accepts_tls_1_1": "ocpp201/TC_A_06_CSMS.yaml",
+    "serves_self_signed_certificate": "ocpp201/TC_A_04_CSMS.yaml",
+}
+
+
+def test_every_tls_fault_has_a_probe() -> None:
+    from harness.sim.tls_faults import CSMS_TLS_FAULTS, STATION_TLS_FAULTS
+
+    assert set(_TLS_PROBES) == {*STATION_TLS_FAULTS, *CSMS_TLS_FAULTS}
+
+
+@pytest.mark.parametrize("fault", sorted(_TLS_PROBES))
+def test_tls_fault_fails_its_case_and_the_clean_simulator_passes(fault: str) -> None:
+    from harness.dut.builtin import builtin_profiles
+    from harness.execute import execute
+    from harness.scenario.loader import load_case
+    from harness.scenario.verdict import Verdict
+
+    case = load_case(Path(__file__).resolve().parents[1] / "testcases" / _TLS_PROBES[fault])
+    station, csms = builtin_profiles()
+    dut = station if case.role == "csms" else csms
+    clean = run(execute(case, dut))
+    broken = run(execute(case, dut, fault=fault))
+    assert clean.result.verdict == Verdict.PASS, clean.result.summary()
+    assert broken.result.verdict == Verdict.FAIL, broken.result.summary()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from .profile import DutProfile, profile_from_dict
+
+if TYPE_CHECKING:
+    from ..pki import PkiPaths
 
 # Shared PIXIT: the tokens and ids the simulators know, so the same cases run on both.
 _PIXIT = {
@@ -49,3 +56,44 @@ CSMS = {
 
 def builtin_profiles() -> list[DutProfile]:
     return [profile_from_dict(STATION), profile_from_dict(CSMS)]
+
+
+# ---- the security-profile cases (TLS) against the built-in simulators ------------------------
+
+_pkis: dict[str, "PkiPaths"] = {}
+
+
+def _process_pki(station_id: str) -> "PkiPaths":
+    """One test PKI per station identity and process, made on first use in a temp folder."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ..pki import make_test_pki
+
+    if station_id not in _pkis:
+        folder = Path(tempfile.mkdtemp(prefix="charger-harness-pki-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _pkis[station_id] = make_test_pki(folder / "pki", station_id)
+    return _pkis[station_id]
+
+
+def is_builtin(profile: DutProfile) -> bool:
+    """The embedded simulators (not a standalone one behind a control URL, not a real DUT)."""
+    return profile.adapter == "sim" and not profile.endpoint and "control_url" not in profile.adapter_options
+
+
+def at_security_profile(profile: DutProfile, security_profile: int) -> DutProfile:
+    """The built-in DUT switched to `security_profile`: both sides get the process's test PKI
+    (the harness its server/client certificate, the simulator the other side's)."""
+    if profile.security_profile == security_profile:
+        return profile
+    pki = _process_pki(profile.station_id)
+    sim_side = ({"tls_ca": pki.ca_cert, "tls_cert": pki.station_cert, "tls_key": pki.station_key}
+                if profile.kind == "charging_station" else
+                {"tls_ca": pki.ca_cert, "tls_cert": pki.csms_cert, "tls_key": pki.csms_key, "tls_crl": pki.crl})
+    harness_side = ({"ca": pki.ca_cert, "cert": pki.csms_cert, "key": pki.csms_key, "crl": pki.crl}
+                    if profile.kind == "charging_station" else
+                    {"ca": pki.ca_cert, "cert": pki.station_cert, "key": pki.station_key})
+    options = {**profile.adapter_options, **{k: str(v) for k, v in sim_side.items()}}
+    return replace(profile, security_profile=security_profile, tls=harness_side, adapter_options=options)

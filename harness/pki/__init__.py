@@ -69,7 +69,8 @@ class PkiPaths:
         return [getattr(self, f.name) for f in fields(self) if f.name != "dir"]
 
 
-def _layout(d: Path) -> PkiPaths:
+def pki_layout(d: Path) -> PkiPaths:
+    """Where `make_test_pki` puts (or put) each file in directory `d`."""
     paths: dict[str, Path] = {"crl": d / "crl.pem"}
     for f in fields(PkiPaths):
         if f.name in ("dir", "crl"):
@@ -137,7 +138,7 @@ def make_test_pki(directory: str | Path, station_id: str = "CH-SIM-001", *, oper
     """Generate the whole test PKI into `directory` and return where each file is."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    paths = _layout(d)
+    paths = pki_layout(d)
     if not force:
         present = [p.name for p in paths.files() if p.exists()]
         if present:

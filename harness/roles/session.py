@@ -113,16 +113,26 @@ class StationSession(Session):
 
     role = "cs"
 
-    def __init__(self, version: str, trace: Trace, endpoint: str, station_id: str, security: SecurityProfile):
+    def __init__(self, version: str, trace: Trace, endpoint: str, station_id: str, security: SecurityProfile,
+                 tls_ca: str | None = None):
         super().__init__(version, trace)
         self.endpoint = endpoint
         self.station_id = station_id
         self.security = security
+        self.tls_ca = tls_ca            # the PKI (with its negative variants) lies next to this CA file
 
     async def connect(self, *, versions: tuple[str, ...] | None = None, password: str | None = None,
                       timeout: float = 10.0, subprotocols: list[str] | None = None,
-                      no_auth: bool = False) -> OcppConnection:
+                      no_auth: bool = False, client_certificate: str | None = None,
+                      tls_version: str | None = None) -> OcppConnection:
         security = self.security
+        if client_certificate or tls_version:
+            if security.ssl_context is None or self.tls_ca is None:
+                raise ValueError("client_certificate / tls_version need a TLS connection (security profile 2 or 3)")
+            from ..transport.tls_variants import client_context, pki_of
+            ctx = client_context(pki_of(self.tls_ca), client_certificate or
+                                 ("valid" if security.profile == 3 else "none"), tls_version)
+            security = SecurityProfile(security.profile, security.username, security.password, ctx)
         if password is not None:
             security = SecurityProfile(max(security.profile, 1), self.station_id, password, security.ssl_context)
         if no_auth:

@@ -25,8 +25,8 @@ from ..ocpp.connection import Closed, ConnectionLost, Garbage, IncomingCall, Loc
 from ..ocpp.framing import CallError, new_message_id
 from ..dut.base import ActionOutcome, Adapter
 from ..roles.defaults import default_reply
-from ..roles.session import Connected, Session, SessionEvent, StationSession
-from ..transport.client import HandshakeRefused, UnexpectedSubprotocol
+from ..roles.session import Connected, CsmsSession, Session, SessionEvent, StationSession
+from ..transport.client import HandshakeRefused, TlsHandshakeFailed, UnexpectedSubprotocol
 from .matchers import MatcherError, get_path, match, substitute
 from .model import Step, TestCase
 from .verdict import CaseResult, DutFailure, HarnessError, Inconclusive, Outcome, StepResult, Verdict
@@ -39,6 +39,10 @@ class _PendingAction:
     task: asyncio.Task[ActionOutcome]
     settled: bool = False
     outcome: ActionOutcome | None = None
+
+
+# A station refused this often (a retry included) has shown how it connects: no need to wait longer.
+_REFUSALS_TO_FAIL = 2
 
 
 @dataclass
@@ -60,6 +64,10 @@ class Engine:
     async def run(self) -> CaseResult:
         result = CaseResult(self.case.id, Verdict.PASS, start=time.time())
         self.variables = {**self.case.vars, **self.variables}    # header `vars:` first, as if captured
+        # refusals before this case (a run-long endpoint) are other cases' evidence
+        server = self.session.endpoint.server if isinstance(self.session, CsmsSession) else None
+        self._refusal_mark = len(server.refusals) if server else 0
+        self._attempt_mark = server.tls_attempts if server else 0
         try:
             await asyncio.wait_for(self._run_steps(), self.case.timeout)
             await self._settle_actions()
@@ -185,8 +193,11 @@ class Engine:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            ev = await self._event_or_action(remaining)
+            watch = self._refusals_decide()
+            ev = await self._event_or_action(min(remaining, 0.5) if watch else remaining)
             if ev is None:
+                if watch and self._refused_attempts() >= _REFUSALS_TO_FAIL:
+                    raise self._never_connected("the station did not get a connection")
                 continue   # an action finished (and succeeded) or time is up: re-check the deadline
             if wake_on_connect and isinstance(ev, Connected):
                 return ev      # a station may connect and wait silently for the CSMS to speak
@@ -304,7 +315,7 @@ class Engine:
             ev = await self._next(deadline, step, allow_reconnect=True, wake_on_connect=True)
             if ev is None:
                 if not self.session.ever_connected:
-                    raise Inconclusive(f"the DUT never connected within {step.timeout:g} s; nothing was tested")
+                    raise self._never_connected(f"the DUT never connected within {step.timeout:g} s")
                 raise DutFailure(f"the DUT did not reconnect within {step.timeout:g} s")
             if isinstance(ev, IncomingCall):
                 await self._auto_reply(ev, step)
@@ -315,8 +326,32 @@ class Engine:
             return Inconclusive(f"{what}, and out-of-band action '{pending[0].name}' (step {pending[0].step}) "
                                 "was not confirmed; nothing proven", expected=expected)
         if not self.session.ever_connected:
-            return Inconclusive(f"{what}: the DUT never connected; nothing was tested", expected=expected)
+            return self._never_connected(what, expected)
         return DutFailure(what, expected=expected, received=self._recent_received())
+
+    def _refusals_decide(self) -> bool:
+        """In a security-profile case the harness's refusals of a never-connected station are the verdict."""
+        return (self.case.security_profile is not None and isinstance(self.session, CsmsSession)
+                and not self.session.ever_connected)
+
+    def _refused_attempts(self) -> int:
+        assert isinstance(self.session, CsmsSession)
+        return len(self.session.endpoint.server.refusals) - self._refusal_mark
+
+    def _never_connected(self, what: str, expected: Any = None) -> Outcome:
+        """No connection from the station: INCONCLUSIVE — unless this is a security-profile case
+        and the harness refused the station's attempts (wrong or missing credentials, no client
+        certificate, an old TLS version): how the station connects is then what is under test."""
+        refusals = []
+        if isinstance(self.session, CsmsSession):
+            refusals = [r.reason if r.status == 0 else f"HTTP {r.status}: {r.reason}"
+                        for r in self.session.endpoint.server.refusals[self._refusal_mark:]]
+        if refusals and self.case.security_profile is not None:
+            return DutFailure(f"{what}: every attempt of the station was refused by the harness",
+                              expected=f"a connection at security profile {self.case.security_profile}",
+                              received=refusals[:3])
+        tail = f"; the harness refused its attempts: {'; '.join(refusals[:2])}" if refusals else ""
+        return Inconclusive(f"{what}: the DUT never connected; nothing was tested{tail}", expected=expected)
 
     def _recent_received(self) -> Any:
         rx = [e for e in self.session.trace.entries if e.direction == "rx"][-3:]
@@ -641,7 +676,9 @@ class Engine:
         subprotocols = [str(p) for p in opts["subprotocols"]] if "subprotocols" in opts else None
         try:
             await self.session.connect(versions=versions, password=password, timeout=step.timeout,
-                                       subprotocols=subprotocols, no_auth=bool(opts.get("no_auth")))
+                                       subprotocols=subprotocols, no_auth=bool(opts.get("no_auth")),
+                                       client_certificate=opts.get("client_certificate"),
+                                       tls_version=opts.get("tls_version"))
         except UnexpectedSubprotocol as exc:
             raise DutFailure(f"the DUT (a CSMS) accepted the handshake with subprotocol {exc.selected!r}, "
                              "which is not an OCPP version the harness offered",
@@ -653,6 +690,11 @@ class Engine:
                 return f"refused as required: HTTP {exc.status}"
             raise DutFailure(f"the DUT refused the websocket handshake: {exc}", expected="HTTP 101 upgrade",
                              received=f"HTTP {exc.status} {exc.body.strip()}") from None
+        except TlsHandshakeFailed as exc:
+            if opts.get("expect_refused"):
+                return f"refused as required during the TLS handshake: {exc}"
+            raise DutFailure(f"the TLS handshake with the DUT failed: {exc}", expected="TLS 1.2+ handshake with "
+                             "a server certificate the harness's CA signed", received=str(exc)) from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise Inconclusive(f"cannot reach the DUT at {self.session.endpoint}: {type(exc).__name__}: {exc}") from None
         if opts.get("expect_refused"):
@@ -666,6 +708,34 @@ class Engine:
             self.session.connection = None      # our own close is not the DUT's doing
             await conn.close()
         return "closed by the harness"
+
+    async def _step_expect_tls_refused(self, step: Step) -> str:
+        """(harness as CSMS) the station must abort the TLS handshake the harness set up to be
+        refused (harness_tls: untrusted certificate / old TLS version) and never get a websocket."""
+        if not isinstance(self.session, CsmsSession):
+            raise HarnessError("`expect_tls_refused` is a step for cases where the harness plays the CSMS (role: csms)")
+        server = self.session.endpoint.server
+        seen, attempts = self._refusal_mark, self._attempt_mark     # since the case began (the reboot step)
+        deadline = self._deadline(step.timeout)
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                ev = await self.session.next_event(min(remaining, 0.2))
+            except asyncio.TimeoutError:
+                continue
+            if isinstance(ev, Connected):
+                raise DutFailure("the station completed the TLS handshake and opened the websocket although the "
+                                 "harness's server must not be trusted",
+                                 expected="TLS handshake aborted by the station", received="websocket connected")
+        failures = [r.reason for r in server.refusals[seen:] if r.status == 0]
+        tried = server.tls_attempts - attempts
+        if not tried:
+            raise Inconclusive(f"the station made no TLS connection attempt within {step.timeout:g} s; nothing was tested")
+        detail = f"; first failure seen by the harness: {failures[0]}" if failures else ""
+        return f"{tried} TLS handshake(s) begun by the station, none completed{detail}"
 
     async def _step_expect_disconnect(self, step: Step) -> str:
         deadline = self._deadline(step.timeout)

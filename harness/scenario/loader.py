@@ -253,7 +253,8 @@ def load_case(path: str | Path) -> TestCase:
         timeout=float(plain.get("timeout", 60)), description=plain.get("description", ""),
         defaults=plain.get("defaults", {}), mandatory=plain.get("mandatory", True),
         cleanup=_expand_steps(doc["cleanup"], path, root, depth=0) if doc.get("cleanup") else [],
-        vars=plain.get("vars", {}),
+        vars=plain.get("vars", {}), security_profile=plain.get("security_profile"),
+        harness_tls=plain.get("harness_tls", {}),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 STEP_KINDS = (
     "expect", "send", "expect_none", "action", "operator", "wait", "connect", "disconnect",
-    "expect_disconnect", "assert", "include", "set", "set_time", "depot",
+    "expect_disconnect", "expect_tls_refused", "assert", "include", "set", "set_time", "depot",
 )
 
 
@@ -61,6 +61,8 @@ class TestCase:
     cleanup: list[Step] = field(default_factory=list)   # out-of-band actions run whatever the verdict
     vars: dict[str, Any] = field(default_factory=dict)  # case-level variables, as if captured
     mandatory: bool = True         # counts towards the profile verdict
+    security_profile: int | None = None     # the case needs the DUT at this OCPP security profile (TLS cases)
+    harness_tls: dict[str, str] = field(default_factory=dict)   # role csms: {certificate, version} the harness serves
 
     __test__ = False               # not a pytest class, despite the name
 

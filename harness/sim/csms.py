@@ -31,6 +31,7 @@ from ..ocpp.connection import (
 from ..ocpp.framing import CallError, CallResult, encode, new_message_id
 from ..ocpp.trace import Trace
 from ..transport.security import tls_security
+from .tls_faults import csms_tls_fault
 from ..transport.server import OcppServer, PasswordCheck
 from . import csms16, csms201
 from .api import CsmsSimConfig, UnknownFault, UnknownSimAction
@@ -209,9 +210,12 @@ class CsmsSimulator:
         self.dlb: Any = None                         # depot DLB controller (csms_dlb.attach_depot)
         self.clock: Any = clock                      # a shared simulated clock (smart.simclock); None: UTC now
         server_cls = _LaxSubprotocolServer if self.faulty("accepts_unknown_subprotocol") else OcppServer
+        security = tls_security(cfg.security_profile, "server", cfg.tls_files())
+        if security.ssl_context is not None:
+            csms_tls_fault(security.ssl_context, fault)
         self.server = server_cls(
             versions=tuple(cfg.versions), host=cfg.host, port=cfg.port, path_prefix=cfg.path_prefix,
-            security=tls_security(cfg.security_profile, "server", cfg.tls_files()), password_check=self._password_check(),
+            security=security, password_check=self._password_check(),
             trace=self.trace,
         )
 

@@ -95,6 +95,20 @@ CSMS_FAULTS.update(dict([
        "GetBaseReport asks for the other inventory (FullInventory <-> ConfigurationInventory) than the operator chose"),
 ]))
 
+# --- TLS (security profiles 2–3; applied in harness.sim.tls_faults) ---------------------------
+CSMS_FAULTS.update(dict([
+    _f("client_certificate_not_required", _BOTH,
+       "at security profile 3 a station that presents no client certificate is let in"),
+    _f("accepts_revoked_client_certificate", _BOTH,
+       "the CRL is never consulted: a revoked station certificate is accepted"),
+    _f("accepts_expired_client_certificate", _BOTH,
+       "certificate validity dates are not checked: an expired station certificate is accepted"),
+    _f("accepts_tls_1_1", _BOTH,
+       "TLS 1.1 is still enabled: a station offering only TLS 1.1 is let in"),
+    _f("serves_self_signed_certificate", _BOTH,
+       "the CSMS presents a self-signed server certificate (its default one), not one from the operator's CA"),
+]))
+
 # Faults of the optional functional blocks (harness.sim.features, one module per block).
 from .features import csms_faults as _feature_faults  # noqa: E402  (after the core catalogue on purpose)
 

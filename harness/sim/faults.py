@@ -158,6 +158,19 @@ STATION_FAULTS.update(dict([
         "Answers DataTransfer (a Core message in 1.6) with CALLERROR NotImplemented instead of a DataTransfer.conf status."),
 ]))
 
+# --- TLS (security profiles 2–3; applied in harness.sim.tls_faults) ---------------------------
+STATION_FAULTS.update(dict([
+    _cs("accepts_untrusted_csms_certificate", _BOTH,
+        "Does not verify the CSMS's server certificate (verification switched off): connects to a CSMS whose certificate no trusted CA signed."),
+    _cs("accepts_tls_1_1_csms", _BOTH,
+        "Still allows TLS 1.1 and connects to a CSMS that offers nothing newer."),
+    _cs("tls_no_basic_auth", _BOTH,
+        "At security profile 2 sends no HTTP Basic credentials on the wss upgrade (TLS alone is taken as enough)."),
+    _cs("tls_no_client_certificate", _BOTH,
+        "At security profile 3 presents no client certificate in the TLS handshake."),
+]))
+
+
 # --- faults of the optional functional blocks (harness.sim.features, one module per block) ---
 def _add_feature_faults() -> None:
     from .features import station_faults         # lazy: feature modules import this package's api

@@ -43,13 +43,14 @@ from ..ocpp.connection import Closed, ConnectionLost, Garbage, IncomingCall, Ocp
 from ..ocpp.framing import Call, new_message_id
 from ..ocpp.trace import Trace
 from ..transport.client import connect_station
-from ..transport.security import SecurityProfile, tls_security
+from ..transport.security import SecurityProfile, client_tls_context, tls_security
 from .api import Reply, Setting, StationSimConfig, UnknownSimAction
 from .ev import EvModel
 from .evse import Evse
 from . import features
 from .faults import get_fault
 from .smart_charging import SmartCharging
+from .tls_faults import station_tls_fault
 
 MAX_BACKOFF_S = 10.0          # reconnect backoff doubles up to this
 BOOT_RETRY_DEFAULT_S = 5.0    # when the CSMS gives interval 0 for Pending/Rejected
@@ -393,8 +394,16 @@ class StationSimulator:
 
     def security(self) -> SecurityProfile:
         if self.cfg.security_profile >= 2:      # wss; profile 3 presents the client certificate
-            return tls_security(self.cfg.security_profile, "client", self.cfg.tls_files(),
-                                self.cfg.station_id, self.cfg.password)
+            password = None if self.has("tls_no_basic_auth") else self.cfg.password
+            if self.has("tls_no_client_certificate"):     # the bug: no client certificate configured
+                security = SecurityProfile(self.cfg.security_profile, self.cfg.station_id, password,
+                                           client_tls_context(self.cfg.tls_files()["ca"]))
+            else:
+                security = tls_security(self.cfg.security_profile, "client", self.cfg.tls_files(),
+                                        self.cfg.station_id, password)
+            if security.ssl_context is not None:
+                station_tls_fault(security.ssl_context, self.fault)
+            return security
         if self.cfg.password:
             return SecurityProfile(1, self.cfg.station_id, self.cfg.password)
         return SecurityProfile()

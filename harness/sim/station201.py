@@ -43,7 +43,8 @@ class Station201(FrontEnd):
             ("TxCtrlr", "TxStartPoint", None): Setting(None, const="PowerPathClosed", **ro),
             ("TxCtrlr", "TxStopPoint", None): Setting(None, const="PowerPathClosed", **ro),
             ("SecurityCtrlr", "Identity", None): Setting(None, const=cfg.station_id, **ro),
-            ("SecurityCtrlr", "SecurityProfile", None): Setting(None, const="1" if cfg.password else "0", **ro),
+            ("SecurityCtrlr", "SecurityProfile", None): Setting(
+                None, const=str(cfg.security_profile) if cfg.security_profile >= 2 else "1" if cfg.password else "0", **ro),
             ("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"): Setting(None, const="20", **ro),
             ("DeviceDataCtrlr", "ItemsPerMessage", "SetVariables"): Setting(None, const="20", **ro),
             ("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"): Setting(None, const="65000", **ro),

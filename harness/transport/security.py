@@ -74,8 +74,19 @@ class _RecordingSSLObject(ssl.SSLObject):
     """Reports a failed server-side handshake (asyncio swallows it) to `on_failure`."""
 
     on_failure: TlsFailure | None = None
+    on_attempt: Callable[[], None] | None = None      # once per connection: a client began a handshake
+    _attempt_seen = False
 
     def do_handshake(self) -> None:
+        if not self._attempt_seen:
+            # A client that aborts (e.g. it does not trust our certificate) often just closes the
+            # socket: asyncio then never calls us again, so the attempt is the only trace it leaves.
+            self._attempt_seen = True
+            if self.on_attempt is not None:
+                try:
+                    self.on_attempt()
+                except Exception:
+                    pass
         try:
             super().do_handshake()
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -99,10 +110,13 @@ def tls_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def record_handshake_failures(ctx: ssl.SSLContext, on_failure: TlsFailure) -> None:
-    """Make every failed server-side TLS handshake on `ctx` call `on_failure(reason)`."""
+def record_handshake_failures(ctx: ssl.SSLContext, on_failure: TlsFailure,
+                              on_attempt: Callable[[], None] | None = None) -> None:
+    """Make every failed server-side TLS handshake on `ctx` call `on_failure(reason)`, and every
+    handshake a client begins call `on_attempt()`."""
     ctx.sslobject_class = type("RecordingSSLObject", (_RecordingSSLObject,),  # type: ignore[assignment]
-                               {"on_failure": staticmethod(on_failure)})
+                               {"on_failure": staticmethod(on_failure),
+                                "on_attempt": staticmethod(on_attempt) if on_attempt else None})
 
 
 def server_tls_context(cert: PathLike, key: PathLike, ca: PathLike | None = None, *,

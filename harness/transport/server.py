@@ -55,6 +55,7 @@ class OcppServer:
     trace: Trace = field(default_factory=Trace)
     accepted: asyncio.Queue[Accepted] = field(default_factory=asyncio.Queue)
     refusals: list[Refusal] = field(default_factory=list)
+    tls_attempts: int = 0          # TLS handshakes clients began (completed or not)
     _server: Server | None = None
 
     @property
@@ -63,7 +64,7 @@ class OcppServer:
 
     async def start(self) -> "OcppServer":
         if self.security.ssl_context is not None:
-            record_handshake_failures(self.security.ssl_context, self._tls_refused)
+            record_handshake_failures(self.security.ssl_context, self._tls_refused, self._tls_attempt)
         self._server = await serve(
             self._handler, self.host, self.port,
             subprotocols=self.subprotocols,  # type: ignore[arg-type]
@@ -86,6 +87,9 @@ class OcppServer:
         self.refusals.append(Refusal(path, int(status), reason))
         self.trace.event(path, f"handshake refused {int(status)}: {reason}", "REFUSED")
         return connection.respond(status, reason + "\n")
+
+    def _tls_attempt(self) -> None:
+        self.tls_attempts += 1
 
     def _tls_refused(self, reason: str) -> None:
         self.refusals.append(Refusal("", 0, f"TLS handshake failed: {reason}"))
