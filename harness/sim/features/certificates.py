@@ -557,10 +557,11 @@ def _install(version: str):  # type: ignore[no-untyped-def]
 
 def _get_ids(version: str):  # type: ignore[no-untyped-def]
     def build(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        wrong = sim.faulty("get_installed_ids_wrong_filter", version)   # the bug: always the CSMS roots only
         if version == "1.6":
-            return "GetInstalledCertificateIds", {"certificateType": str(params.get(
-                "certificate_type", "CentralSystemRootCertificate"))}, True
-        types = params.get("certificate_types")
+            use = "CentralSystemRootCertificate" if wrong else str(params.get("certificate_type", "CentralSystemRootCertificate"))
+            return "GetInstalledCertificateIds", {"certificateType": use}, True
+        types = ["CSMSRootCertificate"] if wrong else params.get("certificate_types")
         return "GetInstalledCertificateIds", ({"certificateType": list(types)} if types else {}), True
     return build
 
@@ -673,6 +674,8 @@ FEATURE = Feature(
               "InstallCertificate carries the wrong certificateType (CSMS root ↔ manufacturer root, V2G ↔ MO root)."),
         _csms("delete_certificate_wrong_hash", _BOTH,
               "DeleteCertificate: issuerKeyHash over the issuer's whole SubjectPublicKeyInfo instead of its key bits."),
+        _csms("get_installed_ids_wrong_filter", _BOTH,
+              "GetInstalledCertificateIds always asks for the CSMS roots only, whatever kinds the operator chose."),
         _csms("certificate_status_failed", _V201, "Answers every GetCertificateStatus with Failed."),
         _csms("ev_certificate_request_failed", _V201, "Answers every Get15118EVCertificate with Failed."),
     ],
