@@ -212,6 +212,7 @@ def test_cancel_picks_the_latest_open_reservation() -> None:
     st.received.append(("StartTransaction", {"reservationId": 52}))        # 52 was used
     assert res._build_cancel(FakeCsms(), st, {})[1] == {"reservationId": 51}    # type: ignore[arg-type]
     assert res._build_cancel(FakeCsms("cancel_wrong_reservation_id"), st, {})[1] == {"reservationId": 52}  # type: ignore[arg-type]
+    assert res._build_cancel(FakeCsms("reservation_use_not_tracked"), st, {})[1] == {"reservationId": 52}  # type: ignore[arg-type]
     st.received.append(("ReservationStatusUpdate", {"reservationId": 51, "reservationUpdateStatus": "Expired"}))
     with pytest.raises(ValueError):
         res._build_cancel(FakeCsms(), st, {})                              # type: ignore[arg-type]

@@ -426,11 +426,13 @@ def csms_reservations(st: StationState) -> dict[int, CsmsReservation]:
     return st.__dict__.setdefault("_reservations", {})
 
 
-def _ended(st: StationState, rid: int) -> bool:
-    """Has the station reported the reservation used, expired or removed (recent CALLs)?"""
+def _ended(sim: CsmsSimulator, st: StationState, rid: int) -> bool:
+    """Has the station reported the reservation used (H03 / §4.8: the reservationId of a
+    transaction), expired or removed? Read from the station's recent CALLs."""
     for action, p in st.received:
         if action in ("TransactionEvent", "StartTransaction") and p.get("reservationId") == rid:
-            return True
+            if not sim.faulty("reservation_use_not_tracked"):
+                return True
         if action == "ReservationStatusUpdate" and p.get("reservationId") == rid:
             return True
     return False
@@ -494,7 +496,7 @@ def _build_reserve_16(sim: CsmsSimulator, st: StationState, params: dict[str, An
 def _build_cancel(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     rid = params.get("reservation_id")
     if rid is None:
-        open_ones = [r for r in csms_reservations(st).values() if not _ended(st, r.id)]
+        open_ones = [r for r in csms_reservations(st).values() if not _ended(sim, st, r.id)]
         if not open_ones:
             raise ValueError(f"the CSMS has no open reservation on station {st.station_id}; pass reservation_id")
         rid = open_ones[-1].id
@@ -580,6 +582,9 @@ FEATURE = Feature(
               "ReserveNow's expiry is written in local time without a UTC offset (not an RFC 3339 dateTime)."),
         _csms("cancel_wrong_reservation_id", _BOTH,
               "CancelReservation names another reservation id than the one to cancel."),
+        _csms("reservation_use_not_tracked", _BOTH,
+              "Ignores the reservationId in TransactionEvent / StartTransaction: a reservation a transaction "
+              "already used still counts as open (and is what the operator's cancel then names)."),
         _csms("reservation_status_update_callerror", _V201,
               "ReservationStatusUpdate is answered with CALLERROR InternalError instead of a response."),
     ],
