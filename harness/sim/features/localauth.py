@@ -111,9 +111,9 @@ def apply_list(sim: "StationSimulator", st: LocalAuthState, version: int, update
     if len(items) > ITEMS_PER_MESSAGE:
         return "Failed"
     if update == "Full":
-        if any(i.info is None for i in items):                    # a full list names every status
-            return "Failed"
-        new = {i.token: _entry(i.info) for i in items}            # type: ignore[arg-type]
+        if any(i.info is None for i in items) and not sim.has("incomplete_full_list_accepted"):
+            return "Failed"                                       # a full list names every status
+        new = {i.token: _entry(i.info) for i in items if i.info is not None}
         if len(new) > LIST_CAPACITY:
             return "Failed"
         if sim.has("full_update_merges"):
@@ -349,6 +349,8 @@ FEATURE = Feature(
                "Answers ClearCache Accepted but keeps the Authorization Cache."),
         _fault("clear_cache_accepted_when_disabled",
                "Answers ClearCache Accepted while the Authorization Cache is disabled (C11.FR.04 wants Rejected)."),
+        _fault("incomplete_full_list_accepted",
+               "Accepts a Full SendLocalList whose entries lack idTokenInfo/idTagInfo (silently drops them)."),
         _fault("full_update_merges",
                "A Full SendLocalList is merged into the old list: entries it no longer names stay authorized."),
         _fault("list_version_reported_when_disabled",
