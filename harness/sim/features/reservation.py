@@ -11,7 +11,8 @@ Station side
     of them as free EVSEs (2.0.1 H01, 1.6 §5.13: one EVSE must stay free for the driver);
   - refuses other tokens on a held EVSE without asking the CSMS (`token_gate`); a member of
     the reservation's group (2.0.1 groupIdToken, 1.6 parentIdTag) is recognised from the
-    CSMS's Authorize answer;
+    CSMS's Authorize answer; a remote start for another driver on a held EVSE is Rejected
+    (the RequestStartTransaction / RemoteStartTransaction handlers wrap the core's);
   - quotes the reservationId in TransactionEvent Started / StartTransaction and consumes the
     reservation (`outgoing`);
   - ends a specific reservation whose EVSE goes Unavailable or Faulted (2.0.1:
@@ -277,6 +278,32 @@ async def cancel_reservation(front: FrontEnd, p: dict[str, Any]) -> Reply:
     return Reply({"status": "Accepted"}, cancel)
 
 
+def _refused_remote(front: FrontEnd, evse: Evse | None, id_token: str) -> bool:
+    """A remote start for another driver on an EVSE a reservation holds (§5.13, H01/H03)."""
+    if evse is None or front.sim.has("remote_start_ignores_reservation"):
+        return False
+    usable = _usable(front, evse)
+    if any(r.id_token == id_token or r.group_token for r in usable):
+        return False                           # the reserved driver (a group is checked at the start)
+    return evse.id in held_evses(front.sim, reservations(front))
+
+
+# The core has no hook in front of a remote start, so these wrap the front end's own
+# handler (looked up by name at call time) and only add the reservation check.
+async def request_start_201(front: FrontEnd, p: dict[str, Any]) -> Reply:
+    evse = front.sim.evses.get(p["evseId"]) if p.get("evseId") is not None else None
+    if _refused_remote(front, evse, p["idToken"]["idToken"]):
+        return Reply({"status": "Rejected", "statusInfo": {"reasonCode": "Reserved"}})
+    return await getattr(front, "_request_start")(p)
+
+
+async def remote_start_16(front: FrontEnd, p: dict[str, Any]) -> Reply:
+    entry = getattr(front, "connectors").get(p.get("connectorId")) if p.get("connectorId") else None
+    if _refused_remote(front, entry[0] if entry else None, str(p["idTag"])):
+        return Reply({"status": "Rejected"})
+    return await getattr(front, "_remote_start")(p)
+
+
 # ---- station: hooks into the core flow ----------------------------------------------------------
 
 def connector_status(front: FrontEnd, evse: Evse, connector: int, status: str) -> str:
@@ -528,8 +555,10 @@ def _csms(name: str, versions: tuple[str, ...], text: str) -> Fault:
 FEATURE = Feature(
     name="reservation",
     station_handlers={
-        "2.0.1": {"ReserveNow": reserve_now_201, "CancelReservation": cancel_reservation},
-        "1.6": {"ReserveNow": reserve_now_16, "CancelReservation": cancel_reservation},
+        "2.0.1": {"ReserveNow": reserve_now_201, "CancelReservation": cancel_reservation,
+                  "RequestStartTransaction": request_start_201},
+        "1.6": {"ReserveNow": reserve_now_16, "CancelReservation": cancel_reservation,
+                "RemoteStartTransaction": remote_start_16},
     },
     station_variables={
         ("ReservationCtrlr", "Enabled", None): ENABLED,
@@ -570,6 +599,8 @@ FEATURE = Feature(
             "Ignores the reservation's groupIdToken/parentIdTag: a group member is refused on the reserved EVSE."),
         _cs("reservation_replace_keeps_old", _BOTH,
             "Answers Accepted to a ReserveNow that reuses a reservation id but keeps the old reservation."),
+        _cs("remote_start_ignores_reservation", _BOTH,
+            "Accepts a remote start for another driver's token on a reserved EVSE/connector."),
         _cs("reservation_not_removed_when_unavailable", _BOTH,
             "Keeps a reservation when its EVSE becomes Unavailable/Faulted (2.0.1: no ReservationStatusUpdate Removed)."),
     ],
