@@ -216,3 +216,32 @@ def test_cancel_picks_the_latest_open_reservation() -> None:
     st.received.append(("ReservationStatusUpdate", {"reservationId": 51, "reservationUpdateStatus": "Expired"}))
     with pytest.raises(ValueError):
         res._build_cancel(FakeCsms(), st, {})                              # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fault, other_start", [(None, "Rejected"), ("remote_start_ignores_reservation", "Accepted")])
+def test_remote_start_for_another_driver_on_a_reserved_evse(fault: str | None, other_start: str) -> None:
+    async def body(front: Any, sent: list[tuple[str, dict[str, Any]]]) -> None:
+        await reserve(front, 8, evse=1)
+        front.sim.registration = "Accepted"               # the core refuses remote starts before acceptance
+        other = await res.request_start_201(front, {"idToken": {"idToken": "TRUCK-0002", "type": "Central"},
+                                                    "remoteStartId": 1, "evseId": 1})
+        assert other.payload["status"] == other_start
+    with_station("2.0.1", body, fault)
+
+
+def test_group_member_is_recognised_from_the_authorize_answer() -> None:
+    async def body(front: Any, sent: list[tuple[str, dict[str, Any]]]) -> None:
+        await reserve(front, 9, evse=1, groupIdToken={"idToken": "G-1", "type": "Central"})
+
+        def authorize(action: str, payload: dict[str, Any], *a: Any, **k: Any) -> asyncio.Future[Any]:
+            sent.append((action, payload))
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut.set_result({"idTokenInfo": {"status": "Accepted", "groupIdToken": {"idToken": "G-1", "type": "Central"}}})
+            return fut
+        front.sim.enqueue = authorize
+        assert await res.token_gate(front, front.sim.evses[1], "TRUCK-0002", "ISO14443") == "Accepted"
+        assert sent[-1][0] == "Authorize"
+        payload = {"eventType": "Started", "evse": {"id": 1}, "idToken": {"idToken": "TRUCK-0002", "type": "ISO14443"}}
+        res.outgoing(front, "TransactionEvent", payload)
+        assert payload["reservationId"] == 9
+    with_station("2.0.1", body)
