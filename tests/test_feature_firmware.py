@@ -288,3 +288,38 @@ def test_idle_trigger_has_no_request_id() -> None:
         firmware._trigger_fw_201(_Front(sim))                                      # type: ignore[arg-type]
     run(go())
     assert sim.sent == [("FirmwareStatusNotification", {"status": "Idle"})]
+
+
+# ---- Local Controller publishing (L03/L04) --------------------------------------------------------
+
+def test_publish_checks_md5_and_serves_the_file_until_unpublished() -> None:
+    from harness.sim.features import firmware_publish as pub
+
+    sim = _Sim()
+    front = _Front(sim)
+
+    async def go() -> None:
+        ok = pub.Publication(pub.DEFAULT_CHECKSUM, 1)
+        pub.state(front).items[ok.checksum] = ok                             # type: ignore[arg-type]
+        await pub.run_publish(front, ok, f"{BASE}/firmware/refsim-2.0.0.bin", 1, 0)   # type: ignore[arg-type]
+        url = sim.sent[-1][1]["location"][0]
+        assert await repo.download(url, timeout=3) == images.GOOD_IMAGE
+        assert (await pub._unpublish_firmware(front, {"checksum": ok.checksum})).payload == {"status": "Unpublished"}  # type: ignore[arg-type]
+        assert (await pub._unpublish_firmware(front, {"checksum": ok.checksum})).payload == {"status": "NoFirmware"}   # type: ignore[arg-type]
+        with pytest.raises(repo.TransferError):
+            await repo.download(url, timeout=3)
+        bad = pub.Publication("0" * 32, 2)
+        await pub.run_publish(front, bad, f"{BASE}/firmware/refsim-2.0.0.bin", 1, 0)  # type: ignore[arg-type]
+    run(go())
+    statuses = [p["status"] for a, p in sim.sent if a == "PublishFirmwareStatusNotification"]
+    assert statuses == ["Downloading", "Downloaded", "ChecksumVerified", "Published",
+                        "Downloading", "Downloaded", "InvalidChecksum"]
+
+
+def test_publish_builders() -> None:
+    from harness.sim.features import firmware_publish as pub
+
+    action, p, _ = pub._op_publish(_Csms(), _St(), {})                           # type: ignore[arg-type]
+    assert _valid("2.0.1", action, p) and p["checksum"] == pub.DEFAULT_CHECKSUM
+    _, p, _ = pub._op_unpublish(_Csms("publish_firmware_wrong_checksum"), _St(), {})   # type: ignore[arg-type]
+    assert p["checksum"] != pub.DEFAULT_CHECKSUM and len(p["checksum"]) == 32
