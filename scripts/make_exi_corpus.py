@@ -215,7 +215,7 @@ def iso2_messages() -> Iterator[tuple[str, str, dict]]:
         "ServiceParameterList": {"ParameterSet": [{"ParameterSetID": 3, "Parameter": [
             {"Name": "Protocol", "stringValue": "https"},
             {"Name": "Port", "intValue": 443},
-            {"Name": "MaxRate", "physicalValue": pv(10, 6, "W")},
+            {"Name": "MaxRate", "physicalValue": pv(100, 3, "W")},
             {"Name": "Metered", "boolValue": True}]}]},
     })
     yield s, "PaymentServiceSelectionReq", v2("PaymentServiceSelectionReq", {
@@ -498,7 +498,8 @@ def iso20_dc_messages() -> Iterator[tuple[str, str, dict]]:
         "Dynamic_DC_CLReqControlMode": {
             "DepartureTime": 7200, "EVTargetEnergyRequest": rn(300, 3), "EVMaximumEnergyRequest": rn(450, 3),
             "EVMinimumEnergyRequest": rn(50, 3), "EVMaximumChargePower": rn(350, 3),
-            "EVMinimumChargePower": rn(0), "EVMaximumChargeCurrent": rn(500), "EVMaximumVoltage": rn(920)}})
+            "EVMinimumChargePower": rn(0), "EVMaximumChargeCurrent": rn(500), "EVMaximumVoltage": rn(920),
+            "EVMinimumVoltage": rn(200)}})
     yield s, "DC_ChargeLoopRes_scheduled", m20("DC_ChargeLoopRes", {
         "ResponseCode": "OK", "EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": "ExitStandby"},
         "MeterInfo": {"MeterID": "METER-0001", "ChargedEnergyReadingWh": 123456, "MeterSignature": SIGNATURE_VALUE,

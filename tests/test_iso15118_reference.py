@@ -93,6 +93,17 @@ def test_bad_input_gives_clear_errors(ref):
         ref.encode("app", {"supportedAppProtocolReq": {"AppProtocol": {"ProtocolNamespace": "x"}}})
     with pytest.raises(CanonicalError, match="not allowed here"):
         ref.encode("iso2", {"V2G_Message": {"Header": {"Bogus": 1}}})
+    pv = {"Multiplier": 6, "Unit": "A", "Value": 1}
+    with pytest.raises(CanonicalError, match=r"outside \[-3, 3\]"):
+        ref.encode("iso2", {"V2G_Message": {"Header": {"SessionID": bytes(8)}, "Body": {"PreChargeReq": {
+            "DC_EVStatus": {"EVReady": True, "EVErrorCode": "NO_ERROR", "EVRESSSOC": 1},
+            "EVTargetVoltage": pv, "EVTargetCurrent": pv}}}})
+    with pytest.raises(CanonicalError, match="missing: EVTargetVoltage, EVTargetCurrent"):
+        ref.encode("iso2", {"V2G_Message": {"Header": {"SessionID": bytes(8)}, "Body": {"PreChargeReq": {
+            "DC_EVStatus": {"EVReady": True, "EVErrorCode": "NO_ERROR", "EVRESSSOC": 1}}}}})
+    with pytest.raises(CanonicalError, match="not one of"):
+        ref.encode("iso2", {"V2G_Message": {"Header": {"SessionID": bytes(8)},
+                                            "Body": {"SessionStopReq": {"ChargingSession": "Later"}}}})
     with pytest.raises(ReferenceError, match="decode failed"):
         ref.decode("iso2", b"\x00")
     # The worker survives a rejected request.

@@ -58,6 +58,7 @@ def _is_simple(info: ComplexInfo) -> bool:
 def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> Any:
     if _is_simple(info):
         if not info.attributes:
+            _check_facets(info.facets, value, path)
             return _scalar_to_codec(info.text_kind or "str", value, path)
         if not isinstance(value, dict) or "value" not in value:
             raise CanonicalError(f"{path}: simple content with attributes is {{'value': ..., attrs}}")
@@ -70,6 +71,7 @@ def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> An
             if key not in info.attributes:
                 raise CanonicalError(f"{path}: no attribute {key!r}")
             out[key] = _scalar_to_codec(info.attributes[key], item, f"{path}@{key}")
+        _check_facets(info.facets, value["value"], path)
         out["value"] = _scalar_to_codec(info.text_kind or "str", value["value"], path)
         return out
     if not isinstance(value, dict):
@@ -94,7 +96,30 @@ def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> An
             if isinstance(item, list):
                 raise CanonicalError(f"{where}: occurs at most once, so it must not be a list")
             out[key] = _to_codec(schema, child_info, item, where)
+    missing = [name for name, child in info.children.items() if child.required and name not in value]
+    if missing:
+        raise CanonicalError(f"{path}: required by the XSD but missing: {', '.join(missing)}")
     return out
+
+
+def _check_facets(facets: dict, value: Any, path: str) -> None:
+    """The XSD restrictions the EXI grammar relies on (a value outside them would be
+    encoded by the reference jar as a schema deviation, which strict decoders reject)."""
+    if not facets or isinstance(value, bool):
+        return
+    if "enumeration" in facets and str(value) not in facets["enumeration"]:
+        raise CanonicalError(f"{path}: {value!r} is not one of {facets['enumeration']}")
+    if isinstance(value, int):
+        low, high = facets.get("minInclusive"), facets.get("maxInclusive")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise CanonicalError(f"{path}: {value} is outside [{low}, {high}]")
+    elif isinstance(value, (str, bytes, bytearray)):
+        size = len(value)
+        if "length" in facets and size != facets["length"]:
+            raise CanonicalError(f"{path}: length {size}, the XSD wants exactly {facets['length']}")
+        if size < facets.get("minLength", 0) or size > facets.get("maxLength", size):
+            raise CanonicalError(
+                f"{path}: length {size} is outside [{facets.get('minLength', 0)}, {facets.get('maxLength')}]")
 
 
 def _scalar_to_codec(kind: str, value: Any, path: str) -> Any:

@@ -25,6 +25,15 @@ _INT_TYPES = {
     "nonPositiveInteger",
 }
 _KIND_BY_BUILTIN = {"boolean": "bool", "hexBinary": "hex", "base64Binary": "base64"}
+# Value ranges of the built-in integer types (the EXI grammar encodes them by range).
+_INT_RANGES = {
+    "byte": (-(2**7), 2**7 - 1), "short": (-(2**15), 2**15 - 1), "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1), "unsignedByte": (0, 2**8 - 1), "unsignedShort": (0, 2**16 - 1),
+    "unsignedInt": (0, 2**32 - 1), "unsignedLong": (0, 2**64 - 1), "nonNegativeInteger": (0, None),
+    "positiveInteger": (1, None), "negativeInteger": (None, -1), "nonPositiveInteger": (None, 0),
+}
+_FACETS = ("enumeration", "minInclusive", "maxInclusive", "minExclusive", "maxExclusive",
+           "length", "minLength", "maxLength")
 
 # The entry file of each schema name the harness uses (relative to the package's schemas dir).
 ENTRY_FILES = {
@@ -53,6 +62,7 @@ class Child:
     name: str
     type_key: object  # a QName of a named type, or the anonymous type's XML node
     repeats: bool
+    required: bool = False  # minOccurs >= 1 and not one branch of a choice
 
 
 @dataclass
@@ -62,6 +72,9 @@ class ComplexInfo:
     children: dict[str, Child] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)  # name -> kind
     text_kind: str | None = None  # simple content (or a plain simple type): its kind
+    # Facets of the text: "enumeration" (list), "minInclusive", "maxInclusive", "length",
+    # "minLength", "maxLength" (ints; lengths count characters, or bytes for binaries).
+    facets: dict = field(default_factory=dict)
 
 
 class SchemaSet:
@@ -160,38 +173,50 @@ class SchemaSet:
     def _build_info(self, type_key: object) -> ComplexInfo:
         node = self._type_node(type_key)
         if node is None:  # an XSD built-in
-            return ComplexInfo(text_kind=builtin_kind(type_key[1]))  # type: ignore[index]
+            local = type_key[1]  # type: ignore[index]
+            facets = {}
+            low, high = _INT_RANGES.get(local, (None, None))
+            if low is not None:
+                facets["minInclusive"] = low
+            if high is not None:
+                facets["maxInclusive"] = high
+            return ComplexInfo(text_kind=builtin_kind(local), facets=facets)
         if node.tag == f"{{{XS}}}simpleType":
-            return ComplexInfo(text_kind=self._simple_kind(node))
+            kind, facets = self._simple(node)
+            return ComplexInfo(text_kind=kind, facets=facets)
         info = ComplexInfo()
-        self._collect(node, info, repeats=False)
+        self._collect(node, info, repeats=False, optional=False)
         return info
 
-    def _simple_kind(self, node: ET.Element) -> str:
+    def _simple(self, node: ET.Element) -> tuple[str, dict]:
+        """Kind and facets of a simpleType (its own facets narrow its base's)."""
         for child in node.iter():
             if child.tag == f"{{{XS}}}restriction" and child.get("base"):
-                base = self.qname(child, child.get("base"))
-                return self.info(base).text_kind or "str"
+                base = self.info(self.qname(child, child.get("base")))
+                return base.text_kind or "str", {**base.facets, **_own_facets(child)}
             if child.tag in (f"{{{XS}}}list", f"{{{XS}}}union"):
-                return "str"
-        return "str"
+                return "str", {}
+        return "str", {}
 
-    def _collect(self, node: ET.Element, info: ComplexInfo, repeats: bool) -> None:
+    def _collect(self, node: ET.Element, info: ComplexInfo, repeats: bool, optional: bool) -> None:
         """Walk a complexType's content model, adding children and attributes to info."""
         for child in node:
             tag = child.tag.rpartition("}")[2]
             if tag in ("sequence", "choice", "all"):
                 many = repeats or _max_occurs_many(child)
-                self._collect(child, info, many)
+                # A choice's branches are each optional (which one is present is the choice).
+                loose = optional or child.get("minOccurs") == "0" or tag == "choice"
+                self._collect(child, info, many, loose)
             elif tag == "element":
-                self._add_element(child, info, repeats or _max_occurs_many(child))
+                required = not optional and child.get("minOccurs", "1") != "0"
+                self._add_element(child, info, repeats or _max_occurs_many(child), required)
             elif tag == "attribute":
                 name = child.get("name") or self.qname(child, child.get("ref", ""))[1]
                 type_name = child.get("type")
                 kind = self.info(self.qname(child, type_name)).text_kind if type_name else "str"
                 info.attributes[name] = kind or "str"
             elif tag in ("complexContent", "simpleContent"):
-                self._collect(child, info, repeats)
+                self._collect(child, info, repeats, optional)
             elif tag in ("extension", "restriction"):
                 base = self.qname(child, child.get("base", "xs:anyType"))
                 if base != (XS, "anyType"):
@@ -200,19 +225,24 @@ class SchemaSet:
                     info.attributes.update(base_info.attributes)
                     if base_info.text_kind is not None:
                         info.text_kind = base_info.text_kind
-                self._collect(child, info, repeats)
+                        info.facets = {**base_info.facets, **_own_facets(child)}
+                self._collect(child, info, repeats, optional)
 
-    def _add_element(self, node: ET.Element, info: ComplexInfo, repeats: bool) -> None:
+    def _add_element(self, node: ET.Element, info: ComplexInfo, repeats: bool, required: bool) -> None:
         if node.get("ref"):
             ref = self.qname(node, node.get("ref"))
             for member in self._substitution_closure(ref):
                 target = self.elements[member]
                 if target.get("abstract") == "true":
                     continue
-                info.children[member[1]] = Child(member[1], self.element_type_key(target), repeats)
+                # A substitution group is a choice: no single member is required.
+                members = self._substitution_closure(ref)
+                info.children[member[1]] = Child(
+                    member[1], self.element_type_key(target), repeats, required and len(members) == 1
+                )
             return
         name = node.get("name", "")
-        info.children[name] = Child(name, self.element_type_key(node), repeats)
+        info.children[name] = Child(name, self.element_type_key(node), repeats, required)
 
     def _substitution_closure(self, head: QName) -> list[QName]:
         found, todo = [head], [head]
@@ -242,6 +272,23 @@ class _NodeKey:
 @lru_cache(maxsize=None)
 def _info_cached(schema: SchemaSet, key: object) -> ComplexInfo:
     return schema._build_info(key)
+
+
+def _own_facets(restriction: ET.Element) -> dict:
+    facets: dict = {}
+    for facet in restriction:
+        name = facet.tag.rpartition("}")[2]
+        if name not in _FACETS or facet.get("value") is None:
+            continue
+        value = facet.get("value", "")
+        if name == "enumeration":
+            facets.setdefault("enumeration", []).append(value)
+        else:
+            try:
+                facets[name] = int(value)
+            except ValueError:
+                continue  # non-integer bounds (none in the V2G schemas) are not checked
+    return facets
 
 
 def _max_occurs_many(node: ET.Element) -> bool:
