@@ -17,7 +17,7 @@ from .dut.adapters import AdapterUnavailable, DockerAdapter, SimAdapter, make_ad
 from .dut.docker_dut import DutNotReady
 from .dut.docker_dut import stop_all as stop_docker_duts
 from .dut.base import Adapter
-from .dut.builtin import at_security_profile, is_builtin
+from .dut.builtin import at_security_profile, is_builtin, with_v2g
 from .dut.profile import DutProfile
 from .ocpp.trace import Trace
 from .roles.endpoint import CsmsEndpoint
@@ -75,6 +75,8 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
         return _short_result(case, Verdict.NOT_APPLICABLE, reason)
     if case.security_profile is not None and is_builtin(profile):
         profile = at_security_profile(profile, case.security_profile)   # both simulators switch to TLS
+    if is_builtin(profile) and any(s.kind.startswith("v2g") for s in case.steps):
+        profile = with_v2g(profile)                                      # the station's SECC trusts our V2G PKI
     trace = Trace()
     variables = {"pixit": dict(profile.pixit), "dut": {"station_id": profile.station_id, **profile.identity}}
     endpoint: CsmsEndpoint | None = None

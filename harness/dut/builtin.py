@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .profile import DutProfile, profile_from_dict
 
@@ -97,3 +97,29 @@ def at_security_profile(profile: DutProfile, security_profile: int) -> DutProfil
                     {"ca": pki.ca_cert, "cert": pki.station_cert, "key": pki.station_key})
     options = {**profile.adapter_options, **{k: str(v) for k, v in sim_side.items()}}
     return replace(profile, security_profile=security_profile, tls=harness_side, adapter_options=options)
+
+
+_v2g_pkis: dict[str, Any] = {}
+
+
+def process_v2g_pki(flavour: str = "iso2") -> Any:
+    """The ISO 15118 PKI (V2G/MO/OEM chains, eMAID) the built-in station's SECC trusts and the
+    harness EV presents; one per flavour and process, made on first use in a temp folder."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ..pki.v2g import make_v2g_pki
+
+    if flavour not in _v2g_pkis:
+        folder = Path(tempfile.mkdtemp(prefix="charger-harness-v2g-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _v2g_pkis[flavour] = make_v2g_pki(folder / flavour, flavour)
+    return _v2g_pkis[flavour]
+
+
+def with_v2g(profile: DutProfile) -> DutProfile:
+    """The built-in station with an SECC that trusts the process's V2G PKI (`v2g_pki` option)."""
+    if profile.kind != "charging_station" or "v2g_pki" in profile.adapter_options:
+        return profile
+    return replace(profile, adapter_options={**profile.adapter_options, "v2g_pki": str(process_v2g_pki().dir)})

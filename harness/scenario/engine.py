@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable
@@ -29,6 +30,7 @@ from ..roles.session import Connected, CsmsSession, Session, SessionEvent, Stati
 from ..transport.client import HandshakeRefused, TlsHandshakeFailed, UnexpectedSubprotocol
 from .matchers import MatcherError, get_path, match, substitute
 from .model import Step, TestCase
+from .v2g_steps import V2gSteps
 from .verdict import CaseResult, DutFailure, HarnessError, Inconclusive, Outcome, StepResult, Verdict
 
 
@@ -46,7 +48,7 @@ _REFUSALS_TO_FAIL = 2
 
 
 @dataclass
-class Engine:
+class Engine(V2gSteps):
     case: TestCase
     session: Session
     adapter: Adapter
@@ -58,6 +60,7 @@ class Engine:
     _index: int = 0
     _step: Step | None = None
     _tx16_counter: int = 0
+    _held: deque[SessionEvent] = field(default_factory=deque)   # OCPP events that arrived during a V2G step
 
     # ---- public ----------------------------------------------------------------
 
@@ -88,6 +91,12 @@ class Engine:
         finally:
             await self._cancel_actions()
             self._annotate_actions()
+            if self.evcc is not None:     # the EV unplugs whatever the verdict
+                try:
+                    await asyncio.wait_for(self.evcc.close(), 5)
+                except Exception:
+                    pass
+                self.evcc = None
             await self._cleanup()
         result.steps = self.steps
         result.captures = {k: v for k, v in self.variables.items() if k not in ("pixit", "dut")}
@@ -205,12 +214,20 @@ class Engine:
             if screened is not None:
                 return screened
 
+    async def _next_raw(self, timeout: float) -> SessionEvent:
+        """The next session event, held ones (from a V2G step) first; TimeoutError when none comes."""
+        if self._held:
+            return self._held.popleft()
+        return await self.session.next_event(timeout)
+
     async def _event_or_action(self, timeout: float) -> SessionEvent | None:
         """The next DUT event, or None when the time is up or a background action finished.
 
         A finished action is settled at once: if it was skipped or failed, the case is
         INCONCLUSIVE now rather than after the waiting step's full timeout.
         """
+        if self._held:
+            return self._held.popleft()
         unsettled = [a for a in self._actions if not a.settled]
         if not unsettled:
             try:
@@ -723,7 +740,7 @@ class Engine:
             if remaining <= 0:
                 break
             try:
-                ev = await self.session.next_event(min(remaining, 0.2))
+                ev = await self._next_raw(min(remaining, 0.2))
             except asyncio.TimeoutError:
                 continue
             if isinstance(ev, Connected):
@@ -745,7 +762,7 @@ class Engine:
             if remaining <= 0:
                 raise await self._timeout_verdict(step, f"DUT did not close the connection within {step.timeout:g} s")
             try:
-                ev = await self.session.next_event(remaining)
+                ev = await self._next_raw(remaining)
             except asyncio.TimeoutError:
                 continue
             if isinstance(ev, Closed):

@@ -254,7 +254,7 @@ def load_case(path: str | Path) -> TestCase:
         defaults=plain.get("defaults", {}), mandatory=plain.get("mandatory", True),
         cleanup=_expand_steps(doc["cleanup"], path, root, depth=0) if doc.get("cleanup") else [],
         vars=plain.get("vars", {}), security_profile=plain.get("security_profile"),
-        harness_tls=plain.get("harness_tls", {}),
+        harness_tls=plain.get("harness_tls", {}), protocol=plain.get("protocol", ""),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 STEP_KINDS = (
     "expect", "send", "expect_none", "action", "operator", "wait", "connect", "disconnect",
     "expect_disconnect", "expect_tls_refused", "assert", "include", "set", "set_time", "depot",
+    "v2g_connect", "v2g_session", "v2g", "v2g_close",
 )
 
 
@@ -63,6 +64,7 @@ class TestCase:
     mandatory: bool = True         # counts towards the profile verdict
     security_profile: int | None = None     # the case needs the DUT at this OCPP security profile (TLS cases)
     harness_tls: dict[str, str] = field(default_factory=dict)   # role csms: {certificate, version} the harness serves
+    protocol: str = ""             # ISO 15118 edition the harness EV speaks ("iso15118-2", "iso15118-20", "din70121")
 
     __test__ = False               # not a pytest class, despite the name
 

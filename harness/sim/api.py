@@ -65,6 +65,7 @@ class StationSimConfig:
     tls_ca: str | None = None                 # profiles 2–3: CA bundle that signs the CSMS certificate
     tls_cert: str | None = None               # profile 3: the station's client certificate and key (PEM)
     tls_key: str | None = None
+    v2g_pki: str | None = None                # ISO 15118: folder of `charger-harness pki v2g` the SECC trusts / uses
 
     def tls_files(self) -> dict[str, str]:
         return {k: v for k, v in (("ca", self.tls_ca), ("cert", self.tls_cert), ("key", self.tls_key)) if v}

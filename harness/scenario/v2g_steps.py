@@ -1,0 +1,186 @@
+"""ISO 15118 step kinds: the harness plays the EV (EVCC) against the charger under test's SECC,
+in the same case as its CSMS role — so one case can follow a Plug & Charge authorization from
+the EV's contract certificate through the station's OCPP Authorize to the SECC's answer.
+
+    - v2g_connect: {protocol: iso2, tls: true, auth: pnc, evse: 1}
+    - v2g_session: {until: CurrentDemandReq}        # the EV's autopilot up to (not incl.) that request
+    - v2g: CurrentDemandReq                         # one request, default body from the EV model
+      payload: {EVTargetCurrent: {Value: 200, Multiplier: 0, Unit: A}}
+      expect_response: {ResponseCode: OK}
+      repeat_until: {EVSEProcessing: Finished}      # e.g. while the SECC answers Ongoing (bounded)
+    - v2g_close: {}
+
+While the EV waits for the SECC, the station's OCPP CALLs that the case answers by `defaults:`
+are answered at once (the SECC may need them to reply); all others wait for the case's next
+OCPP step, in order. Every V2G message is in the case's trace (kind V2G).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Awaitable, TypeVar
+
+from ..ocpp.connection import IncomingCall
+from ..roles.session import SessionEvent
+from .matchers import match
+from .verdict import DutFailure, HarnessError, Inconclusive
+
+if TYPE_CHECKING:
+    from .model import Step
+
+T = TypeVar("T")
+
+_PROTOCOLS = {"iso15118-2": "iso2", "iso15118-20": "iso20_dc", "din70121": "din",
+              "iso2": "iso2", "iso20_dc": "iso20_dc", "iso20_ac": "iso20_ac", "din": "din"}
+MAX_REPEATS = 60            # repeat_until: a SECC that stays "Ongoing" longer than this FAILs
+
+
+class V2gSteps:
+    """Mixed into the scenario Engine (which provides session, case, adapter, variables, …)."""
+
+    evcc: Any = None
+    _held: deque[SessionEvent]
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _need_evcc(self) -> Any:
+        if self.evcc is None:
+            raise HarnessError("no ISO 15118 session: add a `v2g_connect` step first")
+        return self.evcc
+
+    async def _v2g_while(self, aw: Awaitable[T], step: "Step") -> T:
+        """Await the EV side while answering the station's OCPP CALLs the case has defaults for."""
+        task = asyncio.ensure_future(aw)
+        try:
+            while not task.done():
+                getter = asyncio.ensure_future(self.session.events.get())           # type: ignore[attr-defined]
+                done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                ev = getter.result()
+                if isinstance(ev, IncomingCall) and ev.call.action in self.case.defaults:   # type: ignore[attr-defined]
+                    await self._auto_reply(ev, step)                                       # type: ignore[attr-defined]
+                else:
+                    self._held.append(ev)    # the case's next OCPP step sees it, in order
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+
+    def _protocol(self, step: "Step", spec: dict[str, Any]) -> str:
+        name = str(spec.get("protocol") or getattr(self.case, "protocol", "") or "iso15118-2")  # type: ignore[attr-defined]
+        if name not in _PROTOCOLS:
+            raise HarnessError(f"{step.source}:{step.line}: unknown ISO 15118 protocol {name!r}; "
+                               f"use one of {', '.join(sorted(_PROTOCOLS))}")
+        return _PROTOCOLS[name]
+
+    # ---- step kinds ----------------------------------------------------------------------
+
+    async def _step_v2g_connect(self, step: "Step") -> str:
+        from ..iso15118.evcc import Evcc
+
+        spec = dict(self._sub(step.spec.get("v2g_connect") or {}, step))                   # type: ignore[attr-defined]
+        protocol = self._protocol(step, spec)
+        where = await self._secc_address(spec, step)
+        pki = None
+        if spec.get("auth", "eim") == "pnc" or spec.get("tls"):
+            pki = self._v2g_pki()
+        ev = None
+        if spec.get("ev"):
+            from ..iso15118.ev_model import EvModel
+            ev = EvModel(**spec["ev"])
+        self.evcc = Evcc(protocol, ev=ev, pki=pki, tls=bool(spec.get("tls", where.get("tls", False))),
+                         auth=str(spec.get("auth", "eim")), trace=self.session.trace)              # type: ignore[attr-defined]
+        try:
+            await self._v2g_while(self.evcc.connect(where.get("host"), where.get("port"), iface=where.get("iface"),
+                                                    timeout=step.timeout), step)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise DutFailure(f"the EV could not reach the charger's SECC: {type(exc).__name__}: {exc}",
+                             expected="SDP answer, TCP/TLS connection and SupportedAppProtocol handshake",
+                             received=str(exc)) from None
+        return f"connected to the SECC ({protocol}, {'TLS' if self.evcc.tls else 'TCP'})"
+
+    async def _secc_address(self, spec: dict[str, Any], step: "Step") -> dict[str, Any]:
+        """Explicit host/port, else the simulator's SECC (station action `secc`), else SDP on the
+        interface in the PIXIT (`secc_iface`)."""
+        if spec.get("host"):
+            return {"host": spec["host"], "port": int(spec["port"]), "tls": spec.get("tls")}
+        pixit = self.variables.get("pixit", {})                                             # type: ignore[attr-defined]
+        if pixit.get("secc_iface"):
+            return {"iface": pixit["secc_iface"]}
+        outcome = await self.adapter.perform("secc", {"evse": spec.get("evse", pixit.get("evse_id", 1)),    # type: ignore[attr-defined]
+                                                      "tls": spec.get("tls", False)},
+                                             "Connect the harness EV to the charger's SECC.", step.timeout)
+        data = outcome.result if isinstance(outcome.result, dict) else {}
+        if outcome.status != "done" or not data.get("port"):
+            raise Inconclusive(f"the DUT's SECC address is unknown ({outcome.status}: {outcome.detail or data}); "
+                               "give v2g_connect host/port or the PIXIT secc_iface")
+        return data
+
+    def _v2g_pki(self) -> Any:
+        from ..dut.builtin import process_v2g_pki
+        from ..pki.v2g import load_v2g_pki
+
+        pixit = self.variables.get("pixit", {})                                             # type: ignore[attr-defined]
+        if pixit.get("v2g_pki"):
+            return load_v2g_pki(pixit["v2g_pki"])
+        return process_v2g_pki()
+
+    async def _step_v2g_session(self, step: "Step") -> str:
+        evcc = self._need_evcc()
+        plan = dict(self._sub(step.spec.get("v2g_session") or {}, step))                    # type: ignore[attr-defined]
+        try:
+            exchanges = await self._v2g_while(evcc.run(plan), step)
+        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+            raise DutFailure(f"the ISO 15118 session broke off: {type(exc).__name__}: {exc}",
+                             expected=f"a session per the standard{' up to ' + plan['until'] if plan.get('until') else ''}",
+                             received=[f"{x.request_name} → {x.response_name} {x.response_code}" for x in evcc.exchanges[-4:]]) from None
+        bad = [(x, v) for x in exchanges for v in getattr(x, "violations", [])]
+        if bad:
+            x, v = bad[0]
+            raise DutFailure(f"{x.response_name}: {v}", expected="responses per ISO 15118 (codes, values, timing)",
+                             received=x.response)
+        failed = [x for x in exchanges if not str(x.response_code).startswith("OK")]
+        if failed and not plan.get("allow_failed"):
+            x = failed[0]
+            raise DutFailure(f"{x.response_name} answered {x.response_code}", expected="ResponseCode OK",
+                             received=x.response)
+        return f"{len(exchanges)} exchanges, last {exchanges[-1].response_name if exchanges else '-'}"
+
+    async def _step_v2g(self, step: "Step") -> str:
+        evcc = self._need_evcc()
+        name = step.target
+        overrides = self._sub(step.spec.get("payload") or {}, step)                        # type: ignore[attr-defined]
+        until = step.spec.get("repeat_until")
+        variables = self._vars(step)                                                       # type: ignore[attr-defined]
+        for attempt in range(1, MAX_REPEATS + 1):
+            try:
+                x = await self._v2g_while(evcc.request(name, overrides, timeout=step.spec.get("within")), step)
+            except (OSError, asyncio.TimeoutError, ValueError) as exc:
+                raise DutFailure(f"{name}: no valid answer from the SECC: {type(exc).__name__}: {exc}",
+                                 expected=f"{name.replace('Req', 'Res')} within the standard's timeout",
+                                 received=str(exc)) from None
+            for v in getattr(x, "violations", []):
+                raise DutFailure(f"{x.response_name}: {v}", expected="a response per ISO 15118", received=x.response)
+            if until is None or not match(until, x.response, variables):
+                break
+            await asyncio.sleep(float(step.spec.get("repeat_every", 0.2)))
+        else:
+            raise DutFailure(f"{name}: the SECC never reached {until} in {MAX_REPEATS} requests",
+                             expected=until, received=x.response)
+        if "expect_response" in step.spec:
+            mism = match(step.spec["expect_response"], x.response, variables)
+            if mism:
+                raise DutFailure(f"{x.response_name} does not match: " + "; ".join(map(str, mism)),
+                                 expected=self._shown(step.spec["expect_response"], step), received=x.response)  # type: ignore[attr-defined]
+        self._capture(step, x.response)                                                    # type: ignore[attr-defined]
+        tries = f" after {attempt} requests" if attempt > 1 else ""
+        return f"{x.response_name} {x.response_code} in {x.elapsed_s * 1000:.0f} ms{tries}"
+
+    async def _step_v2g_close(self, step: "Step") -> str:
+        if self.evcc is not None:
+            await self.evcc.close()
+            self.evcc = None
+        return "ISO 15118 session closed"
