@@ -1,0 +1,260 @@
+"""The harness SECC emulator: unit checks on loopback and full sessions against the reference EVCC.
+
+The reference sessions (the PyPI iso15118 package's EVCC against OUR SECC, in two network
+namespaces joined by a veth pair, SDP on ff02::1) are the acceptance test "the harness SECC
+completes sessions against that package's EVCC". They skip with the reason when the iso15118 venv,
+Java or rootless network namespaces are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from harness.iso15118 import v2gtp
+from harness.iso15118.charger_model import ChargerModel, ChargerModelError
+from harness.iso15118.exi import codec_for
+from harness.iso15118.secc import Secc, SeccHooks, pv, rn, sign_xmldsig, value_of, verify_xmldsig
+from harness.iso15118.v2gtp import PayloadType
+
+# -- charger model ----------------------------------------------------------------------------------
+
+
+def test_charger_presets_and_limits():
+    ccs = ChargerModel.ccs2_dc(400)
+    assert (ccs.max_power, ccs.max_voltage, ccs.max_current) == (400_000, 1000, 500)
+    mcs = ChargerModel.mcs()
+    assert (mcs.max_voltage, mcs.max_current, mcs.max_power) == (1250, 3000, 3_750_000)
+    with pytest.raises(ChargerModelError):
+        ChargerModel.ccs2_dc(50)
+    with pytest.raises(ChargerModelError):
+        ChargerModel.mcs(5000)
+
+
+def test_charger_ramps_and_clamps():
+    c = ChargerModel.ccs2_dc(150, voltage_step=200, current_step=100)
+    assert c.cable_check() == (False, "Valid")
+    assert c.cable_check() == (True, "Valid")
+    assert c.precharge(450) == 200 and c.precharge(450) == 400 and c.precharge(450) == 450
+    assert c.precharge_done(450)
+    r = c.current_demand(450, 600)
+    assert r["current"] == 100
+    for _ in range(10):
+        r = c.current_demand(450, 600)
+    # 150 kW at 450 V is 333 A: the power limit bites before the 400 A current limit
+    assert round(r["current"]) == 333 and r["power_limit"] and not r["voltage_limit"]
+    c.set_power_limit(45_000)
+    for _ in range(5):
+        r = c.current_demand(450, 600)
+    assert r["current"] == 100
+    assert c.welding_detection() == 250
+
+
+def test_physical_values_fit_a_short():
+    assert pv(350_000, "W") == {"Multiplier": 2, "Unit": "W", "Value": 3500}
+    assert value_of(pv(3_750_000, "W")) == 3_750_000
+    assert value_of(pv(0.5, "A")) == 0.5
+    assert value_of(rn(3000)) == 3000 and -32768 <= rn(3000)["Value"] <= 32767
+    assert value_of(rn(3_750_000)) == 3_750_000
+
+
+# -- loopback EV (a few hand-made requests) ------------------------------------------------------------
+
+class _LoopbackEv:
+    def __init__(self, reader, writer):
+        self.reader, self.writer, self.sid = reader, writer, bytes(8)
+
+    async def sap(self, namespace="urn:iso:15118:2:2013:MsgDef", major=2):
+        req = {"supportedAppProtocolReq": {"AppProtocol": [{"ProtocolNamespace": namespace, "VersionNumberMajor": major,
+                                                             "VersionNumberMinor": 0, "SchemaID": 1, "Priority": 1}]}}
+        await v2gtp.write_v2gtp(self.writer, PayloadType.EXI, codec_for("app").encode(req))
+        _t, exi = await v2gtp.read_v2gtp(self.reader, 5)
+        return codec_for("app").decode(exi)["supportedAppProtocolRes"]
+
+    async def iso2(self, name, body, header_extra=None):
+        msg = {"V2G_Message": {"Header": {"SessionID": self.sid, **(header_extra or {})}, "Body": {name: body}}}
+        await v2gtp.write_v2gtp(self.writer, PayloadType.EXI, codec_for("iso2").encode(msg))
+        _t, exi = await v2gtp.read_v2gtp(self.reader, 5)
+        res = codec_for("iso2").decode(exi)["V2G_Message"]
+        if name == "SessionSetupReq":
+            self.sid = res["Header"]["SessionID"]
+        (rname, rbody), = res["Body"].items()
+        assert rname == name[:-3] + "Res"
+        return rbody
+
+
+async def _with_secc(secc, script):
+    host, port = await secc.start("::1")
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+        try:
+            return await asyncio.wait_for(script(_LoopbackEv(reader, writer)), 20)
+        finally:
+            writer.close()
+    finally:
+        await secc.stop()
+
+
+def test_iso2_eim_start_and_sequence_error_is_recorded():
+    secc = Secc(("iso2",))
+
+    async def script(ev):
+        assert (await ev.sap())["ResponseCode"] == "OK_SuccessfulNegotiation"
+        res = await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
+        assert res["ResponseCode"] == "OK_NewSessionEstablished"
+        res = await ev.iso2("ServiceDiscoveryReq", {})
+        assert res["PaymentOptionList"]["PaymentOption"] == ["ExternalPayment"]
+        # skipping PaymentServiceSelection: the SECC must answer FAILED_SequenceError
+        res = await ev.iso2("AuthorizationReq", {})
+        return res
+
+    res = asyncio.run(_with_secc(secc, script))
+    assert res["ResponseCode"] == "FAILED_SequenceError"
+    assert any("AuthorizationReq after ServiceDiscoveryReq" in v.text for v in secc.violations)
+    assert secc.sessions[0].ended_in == "failed_response"
+
+
+def test_iso2_eim_ongoing_until_hook_accepts_and_scripted_override():
+    answers = iter(["Ongoing", "Ongoing", "Accepted"])
+
+    async def authorize_eim():
+        return next(answers)
+
+    secc = Secc(("iso2",), hooks=SeccHooks(authorize_eim=authorize_eim))
+    secc.override["ChargeParameterDiscoveryReq"] = {"DC_EVSEChargeParameter": {"EVSEMaximumVoltageLimit": pv(500, "V")}}
+
+    async def script(ev):
+        await ev.sap()
+        await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
+        await ev.iso2("ServiceDiscoveryReq", {})
+        await ev.iso2("PaymentServiceSelectionReq", {"SelectedPaymentOption": "ExternalPayment",
+                                                     "SelectedServiceList": {"SelectedService": [{"ServiceID": 1}]}})
+        states = [(await ev.iso2("AuthorizationReq", {}))["EVSEProcessing"] for _ in range(3)]
+        cpd = await ev.iso2("ChargeParameterDiscoveryReq", {
+            "RequestedEnergyTransferMode": "DC_extended",
+            "DC_EVChargeParameter": {"DC_EVStatus": {"EVReady": True, "EVErrorCode": "NO_ERROR", "EVRESSSOC": 40},
+                                     "EVMaximumCurrentLimit": pv(300, "A"), "EVMaximumVoltageLimit": pv(450, "V")}})
+        return states, cpd
+
+    states, cpd = asyncio.run(_with_secc(secc, script))
+    assert states == ["Ongoing", "Ongoing", "Finished"]
+    assert value_of(cpd["DC_EVSEChargeParameter"]["EVSEMaximumVoltageLimit"]) == 500
+    assert not secc.violations
+
+
+def test_xmldsig_round_trip_and_tamper_detection():
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = {"Id": "id1", "GenChallenge": bytes(range(16))}
+    signature = sign_xmldsig("iso2", {"id1": ("AuthorizationReq", body)}, key)
+    assert verify_xmldsig("iso2", signature, {"id1": ("AuthorizationReq", body)}, key.public_key()) is None
+    tampered = {"Id": "id1", "GenChallenge": bytes(16)}
+    assert "digest" in verify_xmldsig("iso2", signature, {"id1": ("AuthorizationReq", tampered)}, key.public_key())
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    assert "does not verify" in verify_xmldsig("iso2", signature, {"id1": ("AuthorizationReq", body)}, other)
+
+
+# -- against the reference EVCC ---------------------------------------------------------------------------
+
+def _reference_skip_reason() -> str | None:
+    from harness.iso15118.netns import netns_available
+    from harness.iso15118.reference import reference_available
+
+    reason = reference_available()
+    if reason is not None:
+        return f"reference stack unavailable: {reason}"
+    netns_reason = netns_available()
+    return f"network namespaces unavailable: {netns_reason}" if netns_reason else None
+
+
+def reference_pki_layout(pki, target: Path) -> Path:
+    """The reference package's PKI_PATH layout (iso15118_2/certs, iso15118_2/private_keys with
+    empty password files = unencrypted keys), filled from our make_v2g_pki certificates."""
+    from cryptography.hazmat.primitives import serialization
+
+    certs, keys = target / "iso15118_2" / "certs", target / "iso15118_2" / "private_keys"
+    certs.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
+    der = {"contractLeafCert": "contract", "moSubCA2Cert": "mo_subca2", "moSubCA1Cert": "mo_subca1",
+           "moRootCACert": "mo_root", "v2gRootCACert": "v2g_root", "oemLeafCert": "oem_prov",
+           "oemSubCA2Cert": "oem_subca2", "oemSubCA1Cert": "oem_subca1", "oemRootCACert": "oem_root",
+           "cpsLeafCert": "cps", "cpsSubCA2Cert": "cps_subca2", "cpsSubCA1Cert": "cps_subca1",
+           "seccLeafCert": "secc", "cpoSubCA2Cert": "cpo_subca2", "cpoSubCA1Cert": "cpo_subca1"}
+    for file, name in der.items():
+        (certs / f"{file}.der").write_bytes(pki.certs[name].public_bytes(serialization.Encoding.DER))
+    for file, name in {"v2gRootCACert": "v2g_root", "oemRootCACert": "oem_root", "seccLeafCert": "secc"}.items():
+        (certs / f"{file}.pem").write_bytes(pki.certs[name].public_bytes(serialization.Encoding.PEM))
+    for file, name in {"contractLeaf": "contract", "oemLeaf": "oem_prov", "seccLeaf": "secc", "cpsLeaf": "cps",
+                       "moSubCA2": "mo_subca2"}.items():
+        (keys / f"{file}.key").write_bytes(pki.keys[name].private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for file in ("seccLeafPassword", "oemLeafPassword", "contractLeafPassword", "cpsLeafPassword",
+                 "moSubCA2LeafPassword"):
+        (keys / f"{file}.txt").write_text("")
+    return target
+
+
+def _run_reference_evcc(tmp_path: Path, evcc: dict, secc: dict, timeout: float = 90):
+    from harness.iso15118.netns import SideSpec, run_pair
+
+    # Timeouts x4 on the reference side: its JVM codec is slow on a small, busy CI machine.
+    ev = SideSpec("harness.iso15118.reference.sides:reference_evcc_side", kwargs={
+        "peer": {"timeout_scale": 4.0, "charge_loop_cycles": 2, **evcc}, "session_timeout": timeout - 20})
+    our = SideSpec("harness.iso15118.secc:secc_side", kwargs={"session_timeout": timeout - 15, **secc})
+    return run_pair(ev, our, tmp_path / "run", timeout=timeout)
+
+
+def _deduplicated(messages: list[tuple[str, str]], direction: str) -> list[str]:
+    names = [name for d, name in messages if d == direction]
+    return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_iso2_dc_eim_session_at_our_secc(tmp_path):
+    reason = _reference_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    result = _run_reference_evcc(tmp_path, {"protocols": ["ISO_15118_2"]}, {"protocols": ["iso2"]})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    assert _deduplicated(result.secc["messages"], "rx") == [
+        "supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq", "PaymentServiceSelectionReq",
+        "AuthorizationReq", "ChargeParameterDiscoveryReq", "CableCheckReq", "PreChargeReq", "PowerDeliveryReq",
+        "CurrentDemandReq", "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
+    assert result.secc["auth"] == "EIM" and result.secc["violations"] == []
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_iso2_dc_pnc_session_over_tls_at_our_secc(tmp_path):
+    reason = _reference_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki")
+    layout = reference_pki_layout(pki, tmp_path / "reference-pki")
+    result = _run_reference_evcc(
+        tmp_path, {"protocols": ["ISO_15118_2"], "use_tls": True, "enforce_tls": True, "pki_path": str(layout)},
+        {"protocols": ["iso2"], "pki_dir": str(pki.dir), "tls": True})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    rx = _deduplicated(result.secc["messages"], "rx")
+    assert rx[:6] == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+                      "PaymentServiceSelectionReq", "PaymentDetailsReq", "AuthorizationReq"]
+    assert result.secc["auth"] == "PnC" and result.secc["authorized"]
+    assert result.secc["emaid"] == pki.emaid
+    assert result.secc["violations"] == []
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_iso20_dc_session_at_our_secc(tmp_path):
+    reason = _reference_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    result = _run_reference_evcc(tmp_path, {"protocols": ["ISO_15118_20_DC"]},
+                                 {"protocols": ["iso20_dc"], "charger": {"preset": "mcs"}})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    rx = _deduplicated(result.secc["messages"], "rx")
+    assert rx[:3] == ["supportedAppProtocolReq", "SessionSetupReq", "AuthorizationSetupReq"]
+    assert "DC_ChargeLoopReq" in rx and rx[-1] == "SessionStopReq"
+    assert result.secc["violations"] == []
