@@ -35,11 +35,12 @@ import asyncio
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..api import Fault, Reply
-from . import Feature, all_features, feature_state
+from . import Feature, feature_state
 from . import _file_repository as repo
+from ._chain import delegate
 from . import _firmware_images as images
 
 if TYPE_CHECKING:
@@ -338,36 +339,32 @@ async def _signed_update_firmware_16(front: FrontEnd, p: dict[str, Any]) -> Repl
 TriggerSender = Callable[["FrontEnd"], None]
 
 
-def chained(version: str, action: str) -> Callable[[FrontEnd, dict[str, Any], str], Awaitable[Reply]]:
-    """The handler of `action` that this module's own handler replaces: that of a feature
-    earlier in name order (which does the same), else the core's. Several blocks can thus add
-    requested messages to TriggerMessage without knowing of each other."""
-    async def call(front: FrontEnd, p: dict[str, Any], me: str) -> Reply:
-        earlier = None
-        for f in all_features():
-            if f.name == me:
-                break
-            earlier = f.station_handlers.get(version, {}).get(action, earlier)
-        if earlier is not None:
-            return await earlier(front, p)
-        if action == "TriggerMessage":
-            return await front._trigger(p)               # type: ignore[attr-defined]
-        if action == "ExtendedTriggerMessage":
-            if p["requestedMessage"] in ("BootNotification", "Heartbeat", "MeterValues", "StatusNotification"):
-                return await front._trigger(p)           # type: ignore[attr-defined]
-            return Reply({"status": "NotImplemented"})
-        raise KeyError(action)
-    return call
+_CLASSIC_TRIGGERS = ("BootNotification", "Heartbeat", "MeterValues", "StatusNotification")
 
 
-def trigger_handler(version: str, action: str, mine: dict[str, TriggerSender], feature_name: str):
-    """A TriggerMessage/ExtendedTriggerMessage handler that answers `mine` and chains the rest."""
-    fallback = chained(version, action)
+async def _delegate(front: FrontEnd, action: str, p: dict[str, Any], me: str) -> Reply:
+    """Answer as if feature `me` did not exist (`_chain.delegate`); the 1.6 core has no
+    ExtendedTriggerMessage, so its classic messages go to the core TriggerMessage there."""
+    try:
+        return await delegate(front, action, p, me)
+    except KeyError:
+        if action != "ExtendedTriggerMessage":
+            raise
+    if p["requestedMessage"] in _CLASSIC_TRIGGERS:
+        return await delegate(front, "TriggerMessage", p, me)
+    return Reply({"status": "NotImplemented"})
+
+
+def trigger_handler(version: str, action: str, mine: dict[str, TriggerSender],
+                    feature_name: str) -> Callable[[FrontEnd, dict[str, Any]], Any]:
+    """A TriggerMessage/ExtendedTriggerMessage handler that answers `mine` and passes every other
+    requested message on to the feature before it (name order) or the core, so that several
+    blocks add messages to TriggerMessage without knowing of each other."""
 
     async def handle(front: FrontEnd, p: dict[str, Any]) -> Reply:
         send = mine.get(p["requestedMessage"])
         if send is None:
-            return await fallback(front, p, feature_name)
+            return await _delegate(front, action, p, feature_name)
         if version == V16 and p.get("connectorId") not in (None, 0) and \
                 p["connectorId"] not in front.connectors:  # type: ignore[attr-defined]
             return Reply({"status": "Rejected"})
