@@ -292,3 +292,18 @@ def test_csms_builders_track_versions_and_faults() -> None:
     assert localauth_csms._send_local_list_16(full, _FakeStation(), {"update_type": "Differential"})[1]["updateType"] == "Full"  # type: ignore[arg-type]
     bare = _FakeCsms("local_list_missing_status")
     assert all("idTokenInfo" not in e for e in localauth_csms._send_local_list_201(bare, _FakeStation(), {})[1]["localAuthorizationList"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fault, pre_authorize, cached_status, verdict", [
+    (None, "false", "Accepted", None),                                   # C10.FR.11: ask the CSMS
+    ("cache_used_without_pre_authorize", "false", "Accepted", "Accepted"),
+    (None, "true", "Blocked", None),                                     # C12.FR.05: ask again
+    ("cached_verdict_trusted_online", "true", "Blocked", "Blocked"),
+])
+def test_gate_online_cache_rules(fault: str | None, pre_authorize: str, cached_status: str, verdict: str | None) -> None:
+    sim = _sim(fault)
+    localauth.answered(sim.front, "Authorize", {"idToken": {"idToken": TOKEN, "type": "ISO14443"}},
+                       {"idTokenInfo": {"status": cached_status}})
+    _online(sim, True)
+    _set(sim, localauth.PRE_AUTHORIZE, pre_authorize)
+    assert _gate(sim, TOKEN) == verdict

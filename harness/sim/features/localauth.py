@@ -220,11 +220,15 @@ async def token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type:
     cached = _cached(sim, st, id_token)
     if _online(sim):
         if not _on(sim, PRE_AUTHORIZE) or sim.has("pre_authorize_ignored"):
+            if cached is not None and sim.has("cache_used_without_pre_authorize"):
+                return effective_status(cached)                   # the bug: C10.FR.11 says ask the CSMS
             return None
         local = listed or cached
         if local is not None and effective_status(local) == "Accepted":
             return "Accepted"                                     # C12.FR.02 / C14.FR.01: no AuthorizeRequest
-        return None                                               # unknown or not Accepted: ask the CSMS
+        if listed is None and cached is not None and sim.has("cached_verdict_trusted_online"):
+            return effective_status(cached)                       # the bug: a stale Blocked/Invalid refuses locally
+        return None                                               # unknown or not Accepted: ask the CSMS (C12.FR.05)
     if not _on(sim, AUTHORIZE_OFFLINE):
         return None
     if sim.has("local_list_ignored_offline"):
@@ -345,6 +349,10 @@ FEATURE = Feature(
                "With LocalPreAuthorize, still sends Authorize for a token its local list or cache holds as Accepted."),
         _fault("auth_cache_not_filled",
                "Never stores the CSMS's verdicts in the Authorization Cache."),
+        _fault("cache_used_without_pre_authorize",
+               "Starts from the Authorization Cache without an Authorize although LocalPreAuthorize is false."),
+        _fault("cached_verdict_trusted_online",
+               "Online, refuses a token locally because the cache holds it as Blocked/Invalid/Expired, without asking the CSMS."),
         _fault("auth_cache_not_cleared",
                "Answers ClearCache Accepted but keeps the Authorization Cache."),
         _fault("clear_cache_accepted_when_disabled",
