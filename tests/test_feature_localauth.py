@@ -302,8 +302,11 @@ def test_csms_builders_track_versions_and_faults() -> None:
 ])
 def test_gate_online_cache_rules(fault: str | None, pre_authorize: str, cached_status: str, verdict: str | None) -> None:
     sim = _sim(fault)
-    localauth.answered(sim.front, "Authorize", {"idToken": {"idToken": TOKEN, "type": "ISO14443"}},
-                       {"idTokenInfo": {"status": cached_status}})
+
+    async def fill() -> None:                                            # the cache stamps loop time
+        localauth.answered(sim.front, "Authorize", {"idToken": {"idToken": TOKEN, "type": "ISO14443"}},
+                           {"idTokenInfo": {"status": cached_status}})
+    run(fill())
     _online(sim, True)
     _set(sim, localauth.PRE_AUTHORIZE, pre_authorize)
     assert _gate(sim, TOKEN) == verdict
