@@ -38,6 +38,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ PROTOCOL_OF_NAMESPACE = {ns: name for name, (ns, _major) in NAMESPACES.items()}
 
 SEQUENCE_TIMEOUT = 60.0        # V2G_SECC_Sequence_Timeout (-2 / DIN / -20): 60 s
 ONGOING_LIMIT = 60.0           # how long the SECC keeps answering EVSEProcessing=Ongoing (V2G_EVCC_Ongoing_Timeout)
+DYNAMIC_PORTS = (49152, 65535)
 SAP_TIMEOUT = 20.0             # supportedAppProtocolReq after TCP connect (communication setup timeout)
 
 FAULTS = ("secc_accepts_revoked_contract", "secc_skips_signature_check", "secc_skips_chain_check",
@@ -390,10 +392,19 @@ class Secc:
                 bind = f"{sdp.link_local_address(iface)}%{iface}"
             elif "%" not in host and host.lower().startswith("fe80"):
                 bind = f"{host}%{iface}"
-        try:
-            self._server = await asyncio.start_server(self._connection, bind, port, ssl=self._ssl_context())
-        except OSError as exc:
-            raise SeccError(f"cannot listen on [{bind}]:{port}: {exc}") from None
+        context = self._ssl_context()
+        # The SECC's TCP port lies in the dynamic range 49152–65535 (ISO 15118-2 §7.10.1.2; EVCCs
+        # such as the reference package refuse an SDP response naming another port).
+        candidates = [port] if port else random.sample(range(DYNAMIC_PORTS[0], DYNAMIC_PORTS[1] + 1), 20)
+        error: OSError | None = None
+        for candidate in candidates:
+            try:
+                self._server = await asyncio.start_server(self._connection, bind, candidate, ssl=context)
+                break
+            except OSError as exc:
+                error = exc
+        if self._server is None:
+            raise SeccError(f"cannot listen on [{bind}]:{port or 'a dynamic port'}: {error}")
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
         if iface:
