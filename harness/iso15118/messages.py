@@ -203,28 +203,35 @@ def response_ok(code: str | None) -> bool:
 
 
 # -- physical values -------------------------------------------------------------------------
+_PV_ORDER = (0, -1, -2, -3, 1, 2, 3)          # plain units first, then finer, then coarser
+_RATIONAL_ORDER = (0, -1, -2, -3, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+
+def _scaled(value: float, order: tuple[int, ...]) -> tuple[int, int] | None:
+    for exp in order:   # exact representations first
+        scaled = value / 10 ** exp
+        if abs(scaled) <= 32767 and math.isclose(scaled, round(scaled), abs_tol=1e-9):
+            return exp, int(round(scaled))
+    for exp in sorted(order):   # else the finest exponent that fits
+        if abs(value / 10 ** exp) <= 32767:
+            return exp, int(round(value / 10 ** exp))
+    return None
+
+
 def pv(value: float, unit: str) -> dict:
     """DIN/-2 PhysicalValueType: Value (int16) × 10^Multiplier (-3..3), exact where possible."""
-    for mult in range(-3, 4):
-        scaled = value / 10 ** mult
-        if abs(scaled) <= 32767 and math.isclose(scaled, round(scaled), abs_tol=1e-9):
-            return {"Multiplier": mult, "Unit": unit, "Value": int(round(scaled))}
-    for mult in range(-3, 4):  # inexact: the finest multiplier that fits
-        if abs(value / 10 ** mult) <= 32767:
-            return {"Multiplier": mult, "Unit": unit, "Value": int(round(value / 10 ** mult))}
-    raise MessageError(f"{value} {unit} does not fit a PhysicalValue (int16 × 10^3 at most)")
+    found = _scaled(value, _PV_ORDER)
+    if found is None:
+        raise MessageError(f"{value} {unit} does not fit a PhysicalValue (int16 × 10^3 at most)")
+    return {"Multiplier": found[0], "Unit": unit, "Value": found[1]}
 
 
 def rational(value: float) -> dict:
     """-20 RationalNumberType: Value (int16) × 10^Exponent (int8), exact where possible."""
-    for exp in range(-3, 10):
-        scaled = value / 10 ** exp
-        if abs(scaled) <= 32767 and math.isclose(scaled, round(scaled), abs_tol=1e-9):
-            return {"Exponent": exp, "Value": int(round(scaled))}
-    for exp in range(-3, 10):
-        if abs(value / 10 ** exp) <= 32767:
-            return {"Exponent": exp, "Value": int(round(value / 10 ** exp))}
-    raise MessageError(f"{value} does not fit a RationalNumber")
+    found = _scaled(value, _RATIONAL_ORDER)
+    if found is None:
+        raise MessageError(f"{value} does not fit a RationalNumber")
+    return {"Exponent": found[0], "Value": found[1]}
 
 
 def number(value: dict | None) -> float | None:
