@@ -21,8 +21,7 @@ Station simulator
 - TriggerMessage FirmwareStatusNotification (2.0.1 and 1.6) and ExtendedTriggerMessage
   FirmwareStatusNotification (1.6, answered with SignedFirmwareStatusNotification) report
   the update in progress, or Idle.
-- L03/L04 (Publish/UnpublishFirmware) are Local Controller messages: this simulator is a
-  charging station, so they stay unsupported (CALLERROR NotSupported from the core).
+- L03/L04 (Publish/UnpublishFirmware, Local Controller): see `firmware_publish`.
 
 CSMS simulator: operator actions `update_firmware` (2.0.1 and 1.6) and
 `signed_update_firmware` (1.6) build the CALL; firmware status notifications are recorded
