@@ -158,6 +158,7 @@ def case_variables() -> dict[str, Any]:
     v["pem_csr_regex"] = rf"\s*-----BEGIN CERTIFICATE REQUEST-----\r?\n{b64}-----END CERTIFICATE REQUEST-----\s*"
     v["pem_chain_regex"] = rf"\s*(?:{pem_cert}\s*)+"
     v["chain_from_csms_subca_regex"] = rf"\s*{pem_cert}\s*{re.escape(sub)}\s*"
+    v["chain_from_v2g_root_regex"] = rf"\s*{pem_cert}\s*{re.escape(data['v2g_root']['cert'])}\s*"
     return v
 
 
