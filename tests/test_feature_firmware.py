@@ -91,6 +91,12 @@ def test_download_and_upload_over_loopback_http() -> None:
     assert repo.resolve("http://example.org/x") == "http://example.org/x"
 
 
+def test_loopback_transfers_ignore_an_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")          # nothing listens there
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    assert run(repo.download(f"{BASE}/firmware/refsim-2.0.0.bin", timeout=3)) == images.GOOD_IMAGE
+
+
 def test_join_appends_the_file_name_to_a_directory_only() -> None:
     assert repo.join("http://h/logs/", "a.log") == "http://h/logs/a.log"
     assert repo.join("http://h/upload", "a.log") == "http://h/upload"

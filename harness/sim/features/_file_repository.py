@@ -128,22 +128,24 @@ def join(location: str, file_name: str) -> str:
     return location + file_name if location.endswith("/") else location
 
 
-def _get(url: str, timeout: float) -> bytes:
-    try:
-        with urllib.request.urlopen(resolve(url), timeout=timeout) as resp:      # noqa: S310 (http/https only)
-            return bytes(resp.read(MAX_UPLOAD_BYTES * 4))
-    except urllib.error.HTTPError as exc:
-        raise TransferError(f"HTTP {exc.code} for {url}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise TransferError(f"{type(exc).__name__}: {exc}") from None
+# The loopback server must never be reached through an HTTP proxy from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _put(url: str, data: bytes, timeout: float) -> None:
-    req = urllib.request.Request(resolve(url), data=data, method="PUT",
-                                 headers={"Content-Type": "application/octet-stream"})
+def _open(url: str, timeout: float, data: bytes | None = None) -> bytes:
+    target = resolve(url)
+    req = urllib.request.Request(target, data=data, method="GET" if data is None else "PUT",
+                                 headers={} if data is None else {"Content-Type": "application/octet-stream"})
+    local = urllib.parse.urlsplit(target).hostname in ("127.0.0.1", "::1", "localhost")
+    opener = _DIRECT if local else urllib.request.build_opener()
+    with opener.open(req, timeout=timeout) as resp:                              # noqa: S310 (http/https only)
+        return bytes(resp.read(MAX_UPLOAD_BYTES * 4))
+
+
+def _transfer(url: str, timeout: float, data: bytes | None = None) -> bytes:
+    """GET (data None) or PUT `url`; TransferError with the reason when it does not succeed."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:               # noqa: S310
-            resp.read()
+        return _open(url, timeout, data)
     except urllib.error.HTTPError as exc:
         raise TransferError(f"HTTP {exc.code} for {url}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -152,9 +154,9 @@ def _put(url: str, data: bytes, timeout: float) -> None:
 
 async def download(url: str, timeout: float = 5.0) -> bytes:
     """GET `url` (bounded by `timeout`); TransferError when it fails."""
-    return await asyncio.wait_for(asyncio.to_thread(_get, url, timeout), timeout + 1.0)
+    return await asyncio.wait_for(asyncio.to_thread(_transfer, url, timeout), timeout + 1.0)
 
 
 async def upload(url: str, data: bytes, timeout: float = 5.0) -> None:
     """PUT `data` at `url` (bounded by `timeout`); TransferError when it fails."""
-    await asyncio.wait_for(asyncio.to_thread(_put, url, data, timeout), timeout + 1.0)
+    await asyncio.wait_for(asyncio.to_thread(_transfer, url, timeout, data), timeout + 1.0)
