@@ -67,7 +67,7 @@ T = 5.0            # per frame
 START = 10.0       # node start-up and websocket handshake
 BUDGET = 25.0      # per test (the outer bound of _aio.run)
 LIBRARY = [ROOT / "testcases" / "ocpp16", ROOT / "testcases" / "ocpp201"]
-UNKNOWN_ACTION = "FleetDepotSecretAction"   # the action the library's TC_P_01 / TC_RPC_01 cases use
+UNKNOWN_ACTION = "FleetDepotSecretAction"   # the action the library's TC_RPC_01 cases use (both versions)
 
 
 def now() -> str:
@@ -797,7 +797,7 @@ def test_unknown_action_error_code(version, harness_role, handlers, code):
     strict validation runs before the handler, finds no schema, and answers ProtocolError.
     So the same stack answers either code for the same frame, depending on how the
     application routes calls; library cases that accept only {NotImplemented, NotSupported}
-    (TC_P_01_CS/CSMS, TC_RPC_01_CS/CSMS) FAIL the wildcard set-up. The connection survives.
+    (TC_RPC_01_CS/CSMS of both versions) FAIL the wildcard set-up. The connection survives.
     """
     async def body() -> None:
         async with Rig(harness_role, version, handlers) as rig:
@@ -830,18 +830,18 @@ def test_unknown_action_error_code(version, harness_role, handlers, code):
 # accept both spellings and its simulators send the one-r one.
 INVALID_REQUEST_CODES = {
     # OCPP 1.6, harness as Central System -> ocpp-rpc charge point (TC_RPC_02_CS)
-    ("TC_RPC_02_CS", "ChangeConfiguration"): "OccurrenceConstraintViolation",   # `value` missing
-    ("TC_RPC_02_CS", "GetConfiguration"): "TypeConstraintViolation",            # key: string, not array
-    ("TC_RPC_02_CS", "TriggerMessage"): "FormationViolation",                   # enum
+    ("1.6", "TC_RPC_02_CS", "ChangeConfiguration"): "OccurrenceConstraintViolation",   # `value` missing
+    ("1.6", "TC_RPC_02_CS", "GetConfiguration"): "TypeConstraintViolation",            # key: string, not array
+    ("1.6", "TC_RPC_02_CS", "TriggerMessage"): "FormationViolation",                   # enum
     # OCPP 1.6, harness as charge point -> ocpp-rpc Central System (TC_RPC_02_CSMS)
-    ("TC_RPC_02_CSMS", "StatusNotification"): "FormationViolation",             # status: Free (enum)
-    ("TC_RPC_02_CSMS", "Authorize"): "OccurrenceConstraintViolation",           # idTag missing
-    # OCPP 2.0.1, harness as CSMS -> ocpp-rpc station (TC_P_02_CS)
-    ("TC_P_02_CS", "Reset", 0): "FormatViolation",                              # type: SometimesMaybe (enum)
-    ("TC_P_02_CS", "Reset", 1): "OccurenceConstraintViolation",                 # type missing
-    # OCPP 2.0.1, harness as station -> ocpp-rpc CSMS (TC_P_02_CSMS)
-    ("TC_P_02_CSMS", "StatusNotification"): "FormatViolation",                  # connectorStatus: Free (enum)
-    ("TC_P_02_CSMS", "Authorize"): "OccurenceConstraintViolation",              # idToken missing
+    ("1.6", "TC_RPC_02_CSMS", "StatusNotification"): "FormationViolation",             # status: Free (enum)
+    ("1.6", "TC_RPC_02_CSMS", "Authorize"): "OccurrenceConstraintViolation",           # idTag missing
+    # OCPP 2.0.1, harness as CSMS -> ocpp-rpc station (TC_RPC_02_CS)
+    ("2.0.1", "TC_RPC_02_CS", "Reset", 0): "FormatViolation",                              # type: SometimesMaybe (enum)
+    ("2.0.1", "TC_RPC_02_CS", "Reset", 1): "OccurenceConstraintViolation",                 # type missing
+    # OCPP 2.0.1, harness as station -> ocpp-rpc CSMS (TC_RPC_02_CSMS)
+    ("2.0.1", "TC_RPC_02_CSMS", "StatusNotification"): "FormatViolation",                  # connectorStatus: Free (enum)
+    ("2.0.1", "TC_RPC_02_CSMS", "Authorize"): "OccurenceConstraintViolation",              # idToken missing
 }
 
 
@@ -853,7 +853,8 @@ def _invalid_frames() -> list[tuple[LibFrame, tuple[Any, ...]]]:
             for f in library(v, role, "send", valid=False):
                 n = seen.get((f.case, f.action), 0)
                 seen[(f.case, f.action)] = n + 1
-                key = (f.case, f.action, n) if (f.case, f.action, n) in INVALID_REQUEST_CODES else (f.case, f.action)
+                key = ((f.version, f.case, f.action, n) if (f.version, f.case, f.action, n) in INVALID_REQUEST_CODES
+                       else (f.version, f.case, f.action))
                 out.append((f, key))
     return out
 
@@ -876,7 +877,7 @@ def test_schema_invalid_request_error_code(frame, key, record_property):
     syntactically correct but at least one of the fields violates occurence constraints",
     "TypeConstraintViolation: Payload for Action is syntactically correct but at least one of
     the fields violates data type constraints (e.g. "somestring": 12)". The OCPP 2.0.1 Part 4
-    (OCPP-J) CALLERROR table, which the library's TC_P cases cite as §4.2.3, has the same
+    (OCPP-J) CALLERROR table, which the library's TC_RPC cases cite as §4.2.3, has the same
     entries with FormatViolation in place of FormationViolation.
 
     For a missing required field ocpp-rpc answers OccurrenceConstraintViolation under 1.6 (not

@@ -677,7 +677,12 @@ async def probe_unlock16(sim: CsmsSimulator) -> Any:
     return await _sent_by(sim, await _booted(sim, "1.6"), "unlock_connector", {"connector": 1}, {"status": "Unlocked"})
 
 
+async def probe_data_transfer201(sim: CsmsSimulator) -> Any:
+    return await _answer(await _booted(sim, "2.0.1"), "DataTransfer", {"vendorId": "org.example.nobody"})
+
+
 PROBES.update({
+    "data_transfer_accepts_unknown_vendor_csms": (probe_data_transfer201, None),
     "data_transfer_callerror": (probe_data_transfer16, None),
     "meter_decimal_rejected": (probe_meter_decimal16, None),
     "change_availability_wrong_type": (probe_availability16, None),

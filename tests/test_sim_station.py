@@ -999,7 +999,8 @@ async def _p_notify_report(sim: StationSimulator, csms: Csms, srv: OcppServer) -
 
 def test_every_station_fault_has_a_probe() -> None:
     # smart charging: tests/test_sim_smart.py; TLS: tests/test_tls.py; functional blocks: tests/test_feature_*.py
-    others = {*SMART_CHARGING_FAULTS, *STATION_TLS_FAULTS, *features.station_faults()}
+    # dual stack (offers_only_*): tests/test_dual_stack.py
+    others = {*SMART_CHARGING_FAULTS, *STATION_TLS_FAULTS, *features.station_faults(), "offers_only_201", "offers_only_16"}
     assert set(PROBES) == set(STATION_FAULTS) - others
     for name, (version, _, _, _) in PROBES.items():
         assert version in STATION_FAULTS[name].versions, name
@@ -1063,6 +1064,12 @@ async def _p_local_stop16(sim: StationSimulator, csms: Csms, srv: OcppServer) ->
 @probe("clear_cache_rejected_16", "1.6")
 async def _p_clear_cache16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
     return bool((await csms.send("ClearCache", {})).frame.payload["status"] == "Accepted")
+
+
+@probe("data_transfer_accepts_unknown_vendor")
+async def _p_data_transfer201(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    r = await csms.send("DataTransfer", {"vendorId": "org.example.nobody"})
+    return isinstance(r.frame, CallResult) and r.frame.payload["status"] == "UnknownVendorId"
 
 
 @probe("data_transfer_not_implemented", "1.6")

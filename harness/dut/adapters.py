@@ -52,9 +52,15 @@ class SimAdapter(Adapter):
 
         opts = {k: v for k, v in self.profile.adapter_options.items() if k in StationSimConfig.__dataclass_fields__}
         cfg = replace(StationSimConfig(**opts), station_id=self.profile.station_id, csms_url=csms_url,
-                      versions=(version,), security_profile=self.profile.security_profile,
+                      versions=self._offer(version), security_profile=self.profile.security_profile,
                       password=self.profile.password)
         self.sim = StationSimulator(cfg, fault=self.fault)
+
+    def _offer(self, version: str) -> tuple[str, ...]:
+        """Like a real dual-stack charger, the simulated station offers every edition its profile
+        declares (the harness's server picks the case's); the case's edition is always among them."""
+        versions = tuple(self.profile.ocpp_versions)
+        return versions if version in versions else (version, *versions)
 
     async def start_csms(self, version: str) -> str:
         """Start the CSMS simulator; returns the base URL the harness connects to."""

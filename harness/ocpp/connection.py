@@ -103,6 +103,7 @@ class OcppConnection:
     # handled in the reader task itself, one at a time like a real device, with no queue hop.
     # The handler must not await responses to its own CALLs (the reader would be blocked).
     answer_calls: Callable[[IncomingCall], Awaitable[None]] | None = None
+    offered: list[str] = field(default_factory=list)   # subprotocols the client offered (server side)
 
     def start(self) -> "OcppConnection":
         if self._reader is None:

@@ -38,10 +38,14 @@ class Session:
         self.events: asyncio.Queue[SessionEvent] = asyncio.Queue()
         self.connection: OcppConnection | None = None
         self.ever_connected = False
+        self.connection_info: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[Any]] = []
 
     def _adopt(self, conn: OcppConnection, station_id: str) -> None:
         self.connection = conn
+        # What a case can check about the connection, e.g. ${connection.offered} (dual-stack stations).
+        self.connection_info = {"version": conn.version, "subprotocol": f"ocpp{conn.version}",
+                                "offered": list(conn.offered), "station_id": station_id}
         self.ever_connected = True
         self.events.put_nowait(Connected(conn, station_id))
         self._tasks.append(asyncio.get_running_loop().create_task(self._forward(conn)))

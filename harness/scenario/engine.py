@@ -176,6 +176,8 @@ class Engine(V2gSteps):
             return text
 
     def _vars(self, step: Step) -> dict[str, Any]:
+        if self.session.connection_info:
+            self.variables["connection"] = self.session.connection_info
         extra = step.spec.get("_vars")
         return {**self.variables, **extra} if extra else self.variables
 
@@ -348,8 +350,8 @@ class Engine(V2gSteps):
 
     def _refusals_decide(self) -> bool:
         """In a security-profile case the harness's refusals of a never-connected station are the verdict."""
-        return (self.case.security_profile is not None and isinstance(self.session, CsmsSession)
-                and not self.session.ever_connected)
+        return ((self.case.security_profile is not None or self.case.connection_test)
+                and isinstance(self.session, CsmsSession) and not self.session.ever_connected)
 
     def _refused_attempts(self) -> int:
         assert isinstance(self.session, CsmsSession)
@@ -363,7 +365,7 @@ class Engine(V2gSteps):
         if isinstance(self.session, CsmsSession):
             refusals = [r.reason if r.status == 0 else f"HTTP {r.status}: {r.reason}"
                         for r in self.session.endpoint.server.refusals[self._refusal_mark:]]
-        if refusals and self.case.security_profile is not None:
+        if refusals and (self.case.security_profile is not None or self.case.connection_test):
             return DutFailure(f"{what}: every attempt of the station was refused by the harness",
                               expected=f"a connection at security profile {self.case.security_profile}",
                               received=refusals[:3])

@@ -255,6 +255,7 @@ def load_case(path: str | Path) -> TestCase:
         cleanup=_expand_steps(doc["cleanup"], path, root, depth=0) if doc.get("cleanup") else [],
         vars=plain.get("vars", {}), security_profile=plain.get("security_profile"),
         harness_tls=plain.get("harness_tls", {}), protocol=plain.get("protocol", ""),
+        connection_test=bool(plain.get("connection_test", False)),
     )
 
 

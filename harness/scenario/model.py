@@ -64,6 +64,7 @@ class TestCase:
     mandatory: bool = True         # counts towards the profile verdict
     security_profile: int | None = None     # the case needs the DUT at this OCPP security profile (TLS cases)
     harness_tls: dict[str, str] = field(default_factory=dict)   # role csms: {certificate, version} the harness serves
+    connection_test: bool = False  # how the station connects is under test: the harness's refusals FAIL it
     protocol: str = ""             # ISO 15118 edition the harness EV speaks ("iso15118-2", "iso15118-20", "din70121")
 
     __test__ = False               # not a pytest class, despite the name

@@ -135,7 +135,8 @@ _HANDLERS: dict[str, Handler] = {
     "MeterValues": _meter_values,
     "TransactionEvent": _transaction_event,
     # No vendor extensions here; no PKI yet, so certificate requests are refused honestly.
-    "DataTransfer": lambda sim, st, p: {"status": "UnknownVendorId"},
+    "DataTransfer": lambda sim, st, p: ({"status": "Accepted"} if sim.faulty("data_transfer_accepts_unknown_vendor_csms", VERSION)
+                                        else {"status": "UnknownVendorId"}),          # P02.FR.06
     "SignCertificate": lambda sim, st, p: {"status": "Rejected"},
     "Get15118EVCertificate": lambda sim, st, p: {"status": "Failed", "exiResponse": ""},
     "GetCertificateStatus": lambda sim, st, p: {"status": "Failed"},

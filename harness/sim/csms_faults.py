@@ -95,6 +95,12 @@ CSMS_FAULTS.update(dict([
        "GetBaseReport asks for the other inventory (FullInventory <-> ConfigurationInventory) than the operator chose"),
 ]))
 
+# --- 2.0.1 DataTransfer (P) ---------------------------------------------------------------
+CSMS_FAULTS.update(dict([
+    _f("data_transfer_accepts_unknown_vendor_csms", ("2.0.1",),
+       "a DataTransfer with a vendorId the CSMS has no extension for is answered Accepted instead of UnknownVendorId"),
+]))
+
 # --- TLS (security profiles 2–3; applied in harness.sim.tls_faults) ---------------------------
 CSMS_FAULTS.update(dict([
     _f("client_certificate_not_required", _BOTH,

@@ -158,6 +158,22 @@ STATION_FAULTS.update(dict([
         "Answers DataTransfer (a Core message in 1.6) with CALLERROR NotImplemented instead of a DataTransfer.conf status."),
 ]))
 
+# --- 2.0.1 DataTransfer (P) -----------------------------------------------------------------
+STATION_FAULTS.update(dict([
+    _cs("data_transfer_accepts_unknown_vendor", _V201,
+        "Answers a DataTransfer for a vendorId it has no extension for with Accepted instead of UnknownVendorId."),
+]))
+
+
+# --- dual stack (a depot charger must speak both editions) ----------------------------------
+STATION_FAULTS.update(dict([
+    _cs("offers_only_201", _BOTH,
+        "A dual-stack charger offers only ocpp2.0.1 on the websocket upgrade, so a 1.6 back end cannot serve it."),
+    _cs("offers_only_16", _BOTH,
+        "A dual-stack charger offers only ocpp1.6 on the websocket upgrade, so a 2.0.1 back end cannot serve it."),
+]))
+
+
 # --- TLS (security profiles 2–3; applied in harness.sim.tls_faults) ---------------------------
 STATION_FAULTS.update(dict([
     _cs("accepts_untrusted_csms_certificate", _BOTH,

@@ -392,6 +392,13 @@ class StationSimulator:
         if transport is not None:
             transport.abort()               # no close frame: the peer sees 1006
 
+    def _offered_versions(self) -> tuple[str, ...]:
+        if self.has("offers_only_201"):           # the bug: the dual-stack firmware offers one edition only
+            return ("2.0.1",)
+        if self.has("offers_only_16"):
+            return ("1.6",)
+        return self.cfg.versions
+
     def security(self) -> SecurityProfile:
         if self.cfg.security_profile >= 2:      # wss; profile 3 presents the client certificate
             password = None if self.has("tls_no_basic_auth") else self.cfg.password
@@ -412,7 +419,7 @@ class StationSimulator:
         backoff = self.cfg.reconnect_backoff_s
         while True:
             try:
-                conn = await connect_station(self.cfg.csms_url, self.cfg.station_id, self.cfg.versions,
+                conn = await connect_station(self.cfg.csms_url, self.cfg.station_id, self._offered_versions(),
                                              self.trace, self.security(), open_timeout=5.0)
             except asyncio.CancelledError:
                 raise

@@ -506,4 +506,6 @@ class Station201(FrontEnd):
         return Reply({"status": "Rejected" if self.sim.has("clear_cache_rejected") else "Accepted"})
 
     async def _data_transfer(self, p: dict[str, Any]) -> Reply:
-        return Reply({"status": "UnknownVendorId"})
+        if self.sim.has("data_transfer_accepts_unknown_vendor"):
+            return Reply({"status": "Accepted"})      # the bug: any vendorId is "understood"
+        return Reply({"status": "UnknownVendorId"})   # P01.FR.06: no vendor extensions here

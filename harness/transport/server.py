@@ -124,8 +124,11 @@ class OcppServer:
         path = ws.request.path.split("?", 1)[0] if ws.request else ""
         station_id = unquote(path.rsplit("/", 1)[-1])
         version = schemas.VERSION_OF_SUBPROTOCOL[str(ws.subprotocol)]
-        self.trace.event(station_id, f"station connected, subprotocol {ws.subprotocol}", "CONNECT")
-        conn = OcppConnection(ws, version, self.trace, peer=station_id).start()
+        offered = ([p.strip() for p in ",".join(ws.request.headers.get_all("Sec-WebSocket-Protocol")).split(",")
+                    if p.strip()] if ws.request else [])
+        self.trace.event(station_id, f"station connected, subprotocol {ws.subprotocol} "
+                                     f"(offered: {', '.join(offered) or 'none'})", "CONNECT")
+        conn = OcppConnection(ws, version, self.trace, peer=station_id, offered=offered).start()
         await self.accepted.put(Accepted(station_id, version, conn, path))
         await conn.closed.wait()
 
