@@ -258,3 +258,17 @@ def test_reference_evcc_completes_iso20_dc_session_at_our_secc(tmp_path):
     assert rx[:3] == ["supportedAppProtocolReq", "SessionSetupReq", "AuthorizationSetupReq"]
     assert "DC_ChargeLoopReq" in rx and rx[-1] == "SessionStopReq"
     assert result.secc["violations"] == []
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_din_dc_session_at_our_secc(tmp_path):
+    reason = _reference_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    result = _run_reference_evcc(tmp_path, {"protocols": ["DIN_SPEC_70121"]}, {"protocols": ["din"]})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    rx = _deduplicated(result.secc["messages"], "rx")
+    assert rx[:5] == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+                      "ServicePaymentSelectionReq", "ContractAuthenticationReq"]
+    assert "CurrentDemandReq" in rx and rx[-1] == "SessionStopReq"
+    assert result.secc["violations"] == []

@@ -1273,10 +1273,15 @@ class _Session:
             return {"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {}}
         if self.record.control_mode == "Dynamic":
             self.violation("ControlMode", "Scheduled control mode in a Dynamic session", "ScheduleExchangeReq")
+        anchor = int(time.time())
         entries = [{"Duration": 86400, "Power": rn(power)}]
+        # one flat price level: EVs (the reference one among them) expect a price schedule with the power schedule
+        prices = {"Id": "pls1", "TimeAnchor": anchor, "PriceScheduleID": 1, "NumberOfPriceLevels": 1,
+                  "PriceLevelScheduleEntries": {"PriceLevelScheduleEntry": [{"Duration": 86400, "PriceLevel": 0}]}}
         return {"ResponseCode": "OK", "EVSEProcessing": "Finished", "Scheduled_SEResControlMode": {"ScheduleTuple": [
-            {"ScheduleTupleID": 1, "ChargingSchedule": {"PowerSchedule": {
-                "TimeAnchor": int(time.time()), "PowerScheduleEntries": {"PowerScheduleEntry": entries}}}}]}}
+            {"ScheduleTupleID": 1, "ChargingSchedule": {
+                "PowerSchedule": {"TimeAnchor": anchor, "PowerScheduleEntries": {"PowerScheduleEntry": entries}},
+                "PriceLevelSchedule": prices}}]}}
 
     async def _iso20_dc_DC_CableCheckReq(self, body: dict, exi: bytes) -> dict:
         finished, _isolation = self.charger.cable_check()
