@@ -299,9 +299,13 @@ def test_csms_builders_track_versions_and_faults() -> None:
     ("cache_used_without_pre_authorize", "false", "Accepted", "Accepted"),
     (None, "true", "Blocked", None),                                     # C12.FR.05: ask again
     ("cached_verdict_trusted_online", "true", "Blocked", "Blocked"),
+    ("disable_post_authorize", "true", "Invalid", "Invalid"),            # TC_C_57: trust the cache
+    ("disable_post_authorize_ignored", "true", "Invalid", None),
 ])
 def test_gate_online_cache_rules(fault: str | None, pre_authorize: str, cached_status: str, verdict: str | None) -> None:
-    sim = _sim(fault)
+    sim = _sim(None if fault == "disable_post_authorize" else fault)
+    if fault and fault.startswith("disable_post_authorize"):
+        _set(sim, localauth.CACHE_NO_POST_AUTHORIZE, "true")
 
     async def fill() -> None:                                            # the cache stamps loop time
         localauth.answered(sim.front, "Authorize", {"idToken": {"idToken": TOKEN, "type": "ISO14443"}},

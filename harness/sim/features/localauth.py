@@ -41,6 +41,7 @@ AUTHORIZE_OFFLINE = Setting(None, "bool", const="false", minimum=9103)
 OFFLINE_UNKNOWN = Setting(None, "bool", const="false", minimum=9104)
 CACHE_ENABLED = Setting(None, "bool", const="true", minimum=9105)
 CACHE_LIFETIME = Setting(None, "int", const="86400", minimum=1)
+CACHE_NO_POST_AUTHORIZE = Setting(None, "bool", const="false", minimum=9107)   # AuthCacheCtrlr.DisablePostAuthorize
 LIST_ENTRIES = Setting(None, "int", readonly=True, const="0", minimum=9106)   # updated as the list changes
 ITEMS_PER_MESSAGE = 20                 # SendLocalList entries per message (2.0.1 ItemsPerMessage / 1.6 SendLocalListMaxLength)
 BYTES_PER_MESSAGE = 16000
@@ -226,8 +227,10 @@ async def token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type:
         local = listed or cached
         if local is not None and effective_status(local) == "Accepted":
             return "Accepted"                                     # C12.FR.02 / C14.FR.01: no AuthorizeRequest
-        if listed is None and cached is not None and sim.has("cached_verdict_trusted_online"):
-            return effective_status(cached)                       # the bug: a stale Blocked/Invalid refuses locally
+        if listed is None and cached is not None:
+            trust = _on(sim, CACHE_NO_POST_AUTHORIZE) and not sim.has("disable_post_authorize_ignored")
+            if trust or sim.has("cached_verdict_trusted_online"):
+                return effective_status(cached)                   # DisablePostAuthorize: refuse locally (TC_C_57)
         return None                                               # unknown or not Accepted: ask the CSMS (C12.FR.05)
     if not _on(sim, AUTHORIZE_OFFLINE):
         return None
@@ -320,6 +323,7 @@ FEATURE = Feature(
         ("AuthCacheCtrlr", "Enabled", None): CACHE_ENABLED,
         ("AuthCacheCtrlr", "Available", None): Setting(None, const="true", **_RO),
         ("AuthCacheCtrlr", "LifeTime", None): CACHE_LIFETIME,
+        ("AuthCacheCtrlr", "DisablePostAuthorize", None): CACHE_NO_POST_AUTHORIZE,
     },
     station_config={
         "LocalAuthListEnabled": LIST_ENABLED,
@@ -353,6 +357,9 @@ FEATURE = Feature(
                "Starts from the Authorization Cache without an Authorize although LocalPreAuthorize is false."),
         _fault("cached_verdict_trusted_online",
                "Online, refuses a token locally because the cache holds it as Blocked/Invalid/Expired, without asking the CSMS."),
+        _fault("disable_post_authorize_ignored",
+               "Sends Authorize for a cached non-Accepted token although AuthCacheCtrlr.DisablePostAuthorize is true.",
+               ("2.0.1",)),
         _fault("auth_cache_not_cleared",
                "Answers ClearCache Accepted but keeps the Authorization Cache."),
         _fault("clear_cache_accepted_when_disabled",
