@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..api import Fault, Reply
+from ..api import Fault, Reply, Setting
 from . import Feature, feature_state
 from . import _file_repository as repo
 from ._chain import delegate
@@ -168,8 +168,19 @@ def security_event(front: FrontEnd, kind: str, info: str) -> None:
                                                     "techInfo": info[:255]})
 
 
+# Device model / configuration this block adds.
+ALLOW_NEW_SESSIONS = Setting(None, "bool", const="false")      # L01: may idle EVSEs start sessions meanwhile?
+VARIABLES = {
+    ("OCPPCommCtrlr", "FileTransferProtocols", None): Setting(None, "list", readonly=True, const="HTTP,HTTPS"),
+    ("ChargingStation", "AllowNewSessionsPendingFirmwareUpdate", None): ALLOW_NEW_SESSIONS,
+}
+CONFIG_16 = {"SupportedFileTransferProtocols": Setting(None, readonly=True, const="HTTP,HTTPS")}
+
+
 def _set_blocking(front: FrontEnd, on: bool) -> None:
     st = state(front)
+    if on and front.version == V201 and front.sim.read_setting(ALLOW_NEW_SESSIONS) == "true":
+        return                                           # new sessions stay possible until installation
     if st.blocking == on:
         return
     st.blocking = on
@@ -493,6 +504,8 @@ FEATURE = Feature(
               "ExtendedTriggerMessage": trigger_handler(V16, "ExtendedTriggerMessage",
                                                         {"FirmwareStatusNotification": _trigger_signed_fw_16}, NAME)},
     },
+    station_variables=VARIABLES,
+    station_config=CONFIG_16,
     profile16="FirmwareManagement",
     boot_accepted=_on_boot_accepted,
     tx_ended=_on_tx_ended,
