@@ -11,4 +11,9 @@ if command -v npm >/dev/null 2>&1 && { [ ! -x node_modules/.bin/allure ] || [ ! 
   npm install --no-audit --no-fund --loglevel=error || echo "npm install failed: HTML report tests will skip"
 fi
 command -v chromium >/dev/null 2>&1 || echo "no chromium: the browser tests will skip (Debian: apt-get install chromium)"
+# The independent ISO 15118 stack (PyPI iso15118, own venv: it pins old cryptography/pydantic):
+# byte-exact EXI corpus checks and EVCC/SECC interop runs. Best effort: without it they skip.
+scripts/iso15118_venv.sh || echo "iso15118 reference venv not available: its interop tests will skip"
+# The ISO 15118 XSDs (inside the iso15118 wheel) for the harness's own EXI codec, cached once.
+.venv/bin/python -m harness.iso15118.schemas >/dev/null || echo "ISO 15118 schemas not available: EXI tests will skip"
 exec .venv/bin/pytest tests -n 2 -q "$@"

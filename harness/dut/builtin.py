@@ -20,6 +20,7 @@ _PIXIT = {
     "id_token_type": "ISO14443",
     "evse_id": 1,
     "connector_id": 1,
+    "connector_type": "cCCS2",     # EVSE 1's connector (2.0.1 connectorType; MCS has no enum value in 2.0.1)
     "mcs_evse_id": 2,
     "heartbeat_interval": 2,
     "meter_interval": 1,
@@ -34,7 +35,9 @@ STATION = {
     "station_id": "CH-SIM-001",
     "credentials": {"password": "sim-Station-Pa55word-0001"},
     "identity": {"vendor": "ChargerHarness", "model": "RefSim-DC400"},
-    "pics": {"dc_charging": True, "mcs": True, "remote_start": True, "trigger_message": True, "reset": True, "smart_charging": True},
+    "pics": {"dc_charging": True, "mcs": True, "remote_start": True, "trigger_message": True, "reset": True, "smart_charging": True,
+             "reservation": True, "local_auth_list": True, "firmware": True, "display_messages": True, "tariff_cost": True,
+             "monitoring": True, "certificates": True, "iso15118": True},
     "pixit": _PIXIT,
     "sim": {"meter_interval_s": 1.0, "reconnect_backoff_s": 0.2},
 }

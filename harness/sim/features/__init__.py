@@ -38,6 +38,7 @@ CsmsBuilder = Callable[["CsmsSimulator", "StationState", dict[str, Any]], tuple[
 class Feature:
     """One functional block. Dicts keyed by OCPP version ("1.6" / "2.0.1") hold per-edition parts."""
     name: str
+    order: int = 50                        # hooks run in (order, name) order: e.g. a reservation gate before a local list
     # -- station simulator ------------------------------------------------------------------
     station_handlers: dict[str, dict[str, StationHandler]] = field(default_factory=dict)   # CSMS→station CALLs
     station_variables: dict[VarKey, Setting] = field(default_factory=dict)                  # 2.0.1 device model
@@ -72,7 +73,7 @@ class Feature:
 @lru_cache(maxsize=1)
 def all_features() -> tuple[Feature, ...]:
     """Every feature module of this package, in name order."""
-    found = []
+    found: list[Feature] = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
@@ -81,7 +82,7 @@ def all_features() -> tuple[Feature, ...]:
         if not isinstance(feature, Feature):
             raise TypeError(f"{module.__name__} must define FEATURE = Feature(...)")
         found.append(feature)
-    return tuple(found)
+    return tuple(sorted(found, key=lambda f: (f.order, f.name)))
 
 
 def with_hook(hook: str) -> list[Feature]:

@@ -554,6 +554,7 @@ def _csms(name: str, versions: tuple[str, ...], text: str) -> Fault:
 
 FEATURE = Feature(
     name="reservation",
+    order=10,                       # its token gate decides before a local list can accept a token
     station_handlers={
         "2.0.1": {"ReserveNow": reserve_now_201, "CancelReservation": cancel_reservation,
                   "RequestStartTransaction": request_start_201},
