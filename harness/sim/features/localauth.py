@@ -270,6 +270,14 @@ def answered(front: "FrontEnd", action: str, payload: dict[str, Any], response: 
     st.cache[str(token)] = entry
 
 
+def boot_accepted(front: "FrontEnd") -> None:
+    """The list and the cache live in persistent memory; only the faulty station forgets them."""
+    if front.sim.has("local_list_lost_on_reboot"):
+        st = state(front)
+        st.entries, st.version = {}, 0
+        _sync_entries(front.sim, st)
+
+
 # ---- out-of-band: lose and regain the CSMS ----------------------------------------------
 
 async def go_offline(sim: "StationSimulator", params: dict[str, Any]) -> dict[str, Any]:
@@ -338,6 +346,7 @@ FEATURE = Feature(
     station_actions={"go_offline": go_offline, "go_online": go_online},
     token_gate=token_gate,
     answered=answered,
+    boot_accepted=boot_accepted,
     station_faults=[
         _fault("differential_update_replaces_list",
                "A Differential SendLocalList replaces the whole Local Authorization List instead of updating it."),
@@ -366,6 +375,8 @@ FEATURE = Feature(
                "Answers ClearCache Accepted while the Authorization Cache is disabled (C11.FR.04 wants Rejected)."),
         _fault("incomplete_full_list_accepted",
                "Accepts a Full SendLocalList whose entries lack idTokenInfo/idTagInfo (silently drops them)."),
+        _fault("local_list_lost_on_reboot",
+               "Keeps the Local Authorization List in RAM only: after a reboot the list is empty and its version 0."),
         _fault("full_update_merges",
                "A Full SendLocalList is merged into the old list: entries it no longer names stay authorized."),
         _fault("list_version_reported_when_disabled",
