@@ -8,7 +8,8 @@ What the station keeps (survives reboots, like flash memory would):
 
 How they are used when a driver presents a token (the core's `token_gate` hook):
 - online with LocalPreAuthorize: a token the list (first) or the cache holds as Accepted
-  starts at once, no Authorize (C12 / C14, 1.6 §3.5); anything else asks the CSMS;
+  starts at once, no Authorize (C12 / C14, 1.6 §3.5); anything else asks the CSMS, except
+  a cached non-Accepted token with AuthCacheCtrlr.DisablePostAuthorize (refused locally);
 - offline with LocalAuthorizeOffline: the list, then the cache decide; an unknown token is
   accepted only with OfflineTxForUnknownIdEnabled / AllowOfflineTxForUnknownId (C13, C15);
 - otherwise the core asks the CSMS as usual.
