@@ -103,9 +103,10 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)   # no offset: read as UTC
 
 
 def _utc(dt: datetime) -> str:
@@ -151,6 +152,7 @@ def _notify(front: FrontEnd, job: UpdateJob, status: str) -> asyncio.Future[Any]
     st, sim = state(front), front.sim
     st.status = status
     st.history.append((_utc(datetime.now(timezone.utc)), status))
+    del st.history[:-200]                                # a bounded log, like the real one
     if job.kind == "update16":
         if status not in STATUSES_16:
             return None
