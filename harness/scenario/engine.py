@@ -756,6 +756,24 @@ class Engine(V2gSteps):
         detail = f"; first failure seen by the harness: {failures[0]}" if failures else ""
         return f"{tried} TLS handshake(s) begun by the station, none completed{detail}"
 
+    async def _step_sign_csr(self, step: Step) -> str:
+        """The harness, as the CSMS's CA, signs the station's CSR: `sign_csr: {csr, ca_cert, ca_key,
+        as, chain?, days?}` stores the leaf (+ `chain`, the issuer certificates) PEM in variable `as`."""
+        from ..pki.csr import CsrError, sign_csr
+
+        spec = self._sub(step.target or {}, step)
+        missing = [k for k in ("csr", "ca_cert", "ca_key", "as") if not spec.get(k)]
+        if missing:
+            raise HarnessError(f"test case error ({step.source}:{step.line}): sign_csr needs {', '.join(missing)}")
+        try:
+            leaf = sign_csr(str(spec["csr"]), str(spec["ca_cert"]), str(spec["ca_key"]), days=int(spec.get("days", 30)))
+        except CsrError as exc:
+            raise DutFailure(f"the station's certificate signing request cannot be signed: {exc}",
+                             expected="a PEM PKCS#10 request with a valid self-signature", received=str(spec["csr"])[:300],
+                             requirement=step.spec.get("requirement")) from None
+        self.variables[str(spec["as"])] = leaf + str(spec.get("chain") or "")
+        return f"signed the CSR; certificate chain in ${spec['as']}"
+
     async def _step_expect_disconnect(self, step: Step) -> str:
         deadline = self._deadline(step.timeout)
         loop = asyncio.get_running_loop()

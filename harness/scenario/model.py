@@ -9,7 +9,7 @@ from typing import Any
 STEP_KINDS = (
     "expect", "send", "expect_none", "action", "operator", "wait", "connect", "disconnect",
     "expect_disconnect", "expect_tls_refused", "assert", "include", "set", "set_time", "depot",
-    "v2g_connect", "v2g_session", "v2g", "v2g_close",
+    "v2g_connect", "v2g_session", "v2g", "v2g_close", "sign_csr",
 )
 
 

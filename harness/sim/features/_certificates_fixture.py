@@ -150,6 +150,7 @@ def case_variables() -> dict[str, Any]:
         v[f"{leaf}_chain"] = data[leaf]["cert"] + sub
     v["station_untrusted_chain"] = data["station_untrusted"]["cert"] + data["untrusted_root"]["cert"]
     v["harness_csr"] = data["harness_csr"]["csr"]
+    v["csms_subca_key"] = data["csms_subca"]["key"]      # the harness-as-CSMS signs station CSRs with it (sign_csr)
     v["secc_ocsp"] = {**hash_data("secc"), "responderURL": OCSP_URL}
     # Regular expressions ($regex) for what a peer generates at run time: any PEM CSR / chain,
     # and a chain (leaf first) issued under the fixture CSMS sub-CA, i.e. one the station trusts.

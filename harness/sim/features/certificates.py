@@ -197,10 +197,20 @@ def make_csr(front: "FrontEnd") -> str:
     _store(front).csr_key = key
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, front.sim.cfg.station_id),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, fixture.OPERATOR)])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    signer = ec.generate_private_key(ec.SECP256R1()) if front.sim.has("csr_signed_with_other_key") else key
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(signer, hashes.SHA256())
+    if signer is not key:                  # the bug: the request carries one public key, is signed by another
+        csr = _swap_public_key(csr, key)
     if front.sim.has("csr_not_pem"):       # the bug: base64 DER without the PEM armour
         return base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
     return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _swap_public_key(csr: x509.CertificateSigningRequest, key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
+    """Graft `key`'s public key into `csr` without re-signing: its self-signature no longer verifies."""
+    other = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    mine = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return x509.load_der_x509_csr(csr.public_bytes(serialization.Encoding.DER).replace(other, mine))
 
 
 def _send_csr(front: "FrontEnd", use: str | None, triggered: bool) -> None:
@@ -657,6 +667,9 @@ FEATURE = Feature(
             "Answers DeleteCertificate Accepted for a certificate it does not hold (instead of NotFound)."),
         _cs("csr_not_pem", _BOTH,
             "Sends the CSR as bare base64 DER, without the PEM armour SignCertificate requires."),
+        _cs("csr_signed_with_other_key", _BOTH,
+            "The CSR's self-signature is made with another key than the one it requests a certificate for "
+            "(a key-store mix-up): no CA may sign it."),
         _cs("csr_wrong_certificate_type", _V201,
             "Labels the CSR for its CSMS-connection certificate as V2GCertificate (and vice versa)."),
         _cs("ocsp_request_subject_hash", _V201,
