@@ -66,7 +66,7 @@ class ReferenceExi:
         reason = reference_available()
         if reason:
             raise ReferenceUnavailable(reason)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env = environment.java_env({k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
         self._proc = subprocess.Popen(
             [str(environment.venv_python()), "-E", "-s", str(WORKER_SCRIPT)],
             stdin=subprocess.PIPE,

@@ -26,6 +26,7 @@ import ctypes
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -161,6 +162,26 @@ class ReferencePeer:
         return self.process.returncode
 
 
+def make_reference_pki(dest: Path, version: str = "iso-2", timeout: float = 60.0) -> Path:
+    """Create the package's test PKI (its own create_certs.sh, OpenSSL) under dest; returns
+    the PKI_PATH to give both peers. version: "iso-2" or "iso-20"."""
+    package = environment.package_dir()
+    if package is None:
+        raise PeerError(environment.missing_reason(need_java=False) or "iso15118 package not found")
+    if shutil.which("openssl") is None:
+        raise PeerError("the package's PKI script needs openssl on PATH")
+    dest = Path(dest)
+    shutil.copytree(package / "shared" / "pki", dest, dirs_exist_ok=True)
+    try:  # the script works relative to its folder (configs/ in, iso15118_x/ out)
+        done = subprocess.run(["bash", "create_certs.sh", "-v", version], cwd=dest,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise PeerError(f"create_certs.sh -v {version} took over {timeout} s") from exc
+    if done.returncode:
+        raise PeerError(f"create_certs.sh -v {version} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return dest
+
+
 def _die_with_parent() -> None:
     # PR_SET_PDEATHSIG: if the harness process dies, the peer does too (no orphaned peers).
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
@@ -175,7 +196,7 @@ def _peer_env(iface: str, extra: Mapping[str, str], timeout_scale: float,
     if warmup_file is not None:
         env["ISO15118_REF_WARMUP"] = str(warmup_file)
     env.update(extra)
-    return env
+    return environment.java_env(env)
 
 
 def _spawn(role: str, args: list[str], workdir: Path, env: dict[str, str]) -> ReferencePeer:

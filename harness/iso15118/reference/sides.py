@@ -10,6 +10,7 @@ Either side can later be swapped for the harness's own EVCC/SECC entry point.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.iso15118.reference.peers import (
@@ -36,4 +37,5 @@ async def reference_evcc_side(side: Any) -> dict:
     kwargs = dict(side.kwargs)
     with start_reference_evcc(side.iface, side.workdir, **kwargs.get("peer", {})) as evcc:
         await evcc.wait_for_async(SESSION_STOPPED_EV, float(kwargs.get("session_timeout", 45)))
-        return {"messages": evcc.messages()}
+        sdp = re.search(r"SDPResponse received: .*Security: (\w+)", evcc.log())
+        return {"messages": evcc.messages(), "security": sdp.group(1) if sdp else None}

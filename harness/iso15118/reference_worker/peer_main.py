@@ -83,7 +83,12 @@ async def run_secc(codec) -> None:
 async def run_evcc(codec, config_path: str) -> None:
     from iso15118.evcc import Config, EVCCHandler
     from iso15118.evcc.controller.simulator import SimEVController
-    from iso15118.evcc.evcc_config import load_from_file
+    from iso15118.evcc.evcc_config import EVCCConfig, load_from_file
+
+    # The package's loader falls back to its defaults on any error (logged at debug level
+    # only), which would silently run a different EV; validate the file first, loudly.
+    with open(config_path, encoding="utf-8") as handle:
+        EVCCConfig(**json.load(handle)).load_raw_values()
 
     config = Config()
     config.load_envs()
