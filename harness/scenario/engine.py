@@ -99,7 +99,7 @@ class Engine(V2gSteps):
                 self.evcc = None
             await self._cleanup()
         result.steps = self.steps
-        result.captures = {k: v for k, v in self.variables.items() if k not in ("pixit", "dut")}
+        result.captures = {k: v for k, v in self.variables.items() if k not in ("pixit", "dut", "connection")}
         result.dut_identity = dict(self.identity)
         result.stop = time.time()
         return result
