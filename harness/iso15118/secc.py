@@ -35,8 +35,6 @@ Every V2G message goes to `trace` as trace.add("rx" | "tx", peer, raw=<JSON of
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import random
 import ssl
@@ -46,14 +44,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from harness.iso15118 import sdp, tls, v2gtp
 from harness.iso15118.charger_model import ChargerModel
 from harness.iso15118.exi import DecodeError, EncodeError, codec_for
+from harness.iso15118.messages import number, pv, to_trace_json
+from harness.iso15118.messages import rational as rn
+from harness.iso15118.signing import SigningError, sign_elements, signature_problem
 from harness.iso15118.v2gtp import PayloadType
 
 if TYPE_CHECKING:
@@ -77,11 +74,6 @@ SAP_TIMEOUT = 20.0             # supportedAppProtocolReq after TCP connect (comm
 FAULTS = ("secc_accepts_revoked_contract", "secc_skips_signature_check", "secc_skips_chain_check",
           "secc_ignores_session_id", "secc_wrong_gen_challenge")
 
-SIGN_C14N = "http://www.w3.org/TR/canonical-exi/"
-SIGN_ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
-SIGN_ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
-DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
-DIGEST_SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 
 
 class SeccError(RuntimeError):
@@ -126,89 +118,18 @@ class SeccHooks:
     on_session_stop: Callable[[SessionRecord], HookResult] | None = None
 
 
-# -- physical values --------------------------------------------------------------------------------
-def pv(value: float, unit: str | None = None) -> dict:
-    """ISO 15118-2 / DIN PhysicalValueType: the smallest multiplier (-3..3) whose Value fits a short."""
-    for multiplier in range(-3, 4):
-        scaled = round(value / 10 ** multiplier)
-        if -32768 <= scaled <= 32767 and (multiplier >= 0 or abs(scaled * 10 ** multiplier - value) < 1e-9
-                                          or multiplier == 3):
-            return {"Multiplier": multiplier, **({"Unit": unit} if unit is not None else {}), "Value": scaled}
-    raise ValueError(f"{value} {unit or ''} does not fit a PhysicalValue")
+# -- physical values (the EVCC's helpers in messages.py) ------------------------------------------
+def value_of(number_dict: dict | None, default: float = 0.0) -> float:
+    """A PhysicalValue / RationalNumber as a float (`default` when absent)."""
+    value = number(number_dict) if number_dict else None
+    return default if value is None else float(value)
 
 
-def rn(value: float) -> dict:
-    """ISO 15118-20 RationalNumberType: the smallest exponent (-3..) whose Value fits a short."""
-    for exponent in range(-3, 10):
-        scaled = round(value / 10 ** exponent)
-        if -32768 <= scaled <= 32767 and (exponent >= 0 or abs(scaled * 10 ** exponent - value) < 1e-9):
-            return {"Exponent": exponent, "Value": scaled}
-    raise ValueError(f"{value} does not fit a RationalNumber")
-
-
-def value_of(number: dict | None, default: float = 0.0) -> float:
-    """A PhysicalValue / RationalNumber as a float."""
-    if not number:
-        return default
-    exponent = number.get("Multiplier", number.get("Exponent", 0))
-    return float(number.get("Value", 0)) * 10 ** exponent
-
-
-# -- XML signatures (EXI canonicalisation, as ISO 15118 signs) -------------------------------------
-def _digest(data: bytes, algorithm: str) -> bytes:
-    return hashlib.sha512(data).digest() if algorithm == DIGEST_SHA512 else hashlib.sha256(data).digest()
-
-
-def _raw_to_der(raw: bytes) -> bytes:
-    half = len(raw) // 2
-    return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
-
-
-def verify_xmldsig(schema: str, signature: dict, elements: dict[str, tuple[str, dict]],
-                   public_key: Any) -> str | None:
-    """Check a V2G header Signature. `elements` maps Id -> (element name, element body) of what
-    must be signed. Returns None when valid, else what is wrong."""
-    signed_info = signature.get("SignedInfo") or {}
-    references = {r.get("URI", ""): r for r in signed_info.get("Reference", [])}
-    body_codec = codec_for(schema)
-    for element_id, (name, body) in elements.items():
-        ref = references.get("#" + element_id)
-        if ref is None:
-            return f"no Reference to #{element_id} in SignedInfo"
-        algorithm = (ref.get("DigestMethod") or {}).get("Algorithm", DIGEST_SHA256)
-        computed = _digest(body_codec.encode_fragment({name: body}), algorithm)
-        if computed != ref.get("DigestValue"):
-            return f"digest of #{element_id} ({name}) does not match its Reference"
-    signed_exi = codec_for("xmldsig").encode_fragment({"SignedInfo": signed_info})
-    raw = (signature.get("SignatureValue") or {}).get("value", b"")
+def _signature_problem(schema: str, signature: dict | None, elements: list[dict], public_key: Any) -> str | None:
     try:
-        if isinstance(public_key, ed448.Ed448PublicKey):
-            public_key.verify(raw, signed_exi)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            method = (signed_info.get("SignatureMethod") or {}).get("Algorithm", SIGN_ECDSA_SHA256)
-            algorithm = hashes.SHA512() if method == SIGN_ECDSA_SHA512 else hashes.SHA256()
-            public_key.verify(_raw_to_der(raw), signed_exi, ec.ECDSA(algorithm))
-        else:
-            return f"unsupported key type {type(public_key).__name__}"
-    except (InvalidSignature, ValueError):
-        return "SignatureValue does not verify with the signer's public key"
-    return None
-
-
-def sign_xmldsig(schema: str, elements: dict[str, tuple[str, dict]], private_key: Any) -> dict:
-    """A header Signature over the given elements (Id -> (name, body)), ECDSA-SHA256 raw r‖s."""
-    body_codec = codec_for(schema)
-    references = [{"URI": "#" + element_id,
-                   "Transforms": {"Transform": [{"Algorithm": SIGN_C14N}]},
-                   "DigestMethod": {"Algorithm": DIGEST_SHA256},
-                   "DigestValue": _digest(body_codec.encode_fragment({name: body}), DIGEST_SHA256)}
-                  for element_id, (name, body) in elements.items()]
-    signed_info = {"CanonicalizationMethod": {"Algorithm": SIGN_C14N},
-                   "SignatureMethod": {"Algorithm": SIGN_ECDSA_SHA256}, "Reference": references}
-    signed_exi = codec_for("xmldsig").encode_fragment({"SignedInfo": signed_info})
-    r, s = decode_dss_signature(private_key.sign(signed_exi, ec.ECDSA(hashes.SHA256())))
-    size = (private_key.curve.key_size + 7) // 8
-    return {"SignedInfo": signed_info, "SignatureValue": {"value": r.to_bytes(size, "big") + s.to_bytes(size, "big")}}
+        return signature_problem(schema, signature, elements, public_key)
+    except (EncodeError, SigningError, ValueError, KeyError) as exc:
+        return f"cannot canonicalise the signed elements: {exc}"
 
 
 def _load_der(data: bytes, what: str) -> x509.Certificate:
@@ -357,6 +278,7 @@ class Secc:
         self.check_ocsp = check_ocsp
         self.offer_certificate_installation = certificate_installation
         self.keylog = keylog
+        self.offer_pnc = True              # ISO15118Ctrlr.PnCEnabled: offer "Contract" when TLS + PKI
         self.scripted = False
         self.override: dict[str, Any] = {}
         self.sessions: list[SessionRecord] = []
@@ -371,7 +293,7 @@ class Secc:
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
     def payment_options(self) -> list[str]:
-        return ["Contract", "ExternalPayment"] if self.tls and self.pki else ["ExternalPayment"]
+        return ["Contract", "ExternalPayment"] if self.tls and self.pki and self.offer_pnc else ["ExternalPayment"]
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
@@ -523,9 +445,8 @@ class _Session:
         self.record.messages.append((direction, name))
         if self.secc.trace is None:
             return
-        from harness.iso15118.reference.canonical import to_jsonable
-        raw = json.dumps({"schema": schema, "message": to_jsonable(message), "exi": exi.hex()})
-        self.secc.trace.add("rx" if direction == "rx" else "tx", self.record.peer, raw, kind="V2G", action=name)
+        self.secc.trace.add("rx" if direction == "rx" else "tx", self.record.peer, to_trace_json(message),
+                            kind="V2G", action=name, note=f"{schema} EXI {exi.hex()}")
 
     async def _read(self, timeout: float) -> tuple[int, bytes]:
         return await v2gtp.read_v2gtp(self.reader, timeout)
@@ -956,10 +877,8 @@ class _Session:
             return "the request carries no Signature in its header"
         if public_key is None:
             return "no certificate to check the signature with"
-        try:
-            return verify_xmldsig(schema, self.signature, elements, public_key)
-        except (EncodeError, ValueError, KeyError) as exc:
-            return f"cannot canonicalise the signed elements: {exc}"
+        return _signature_problem(schema, self.signature, [{name: body} for name, body in elements.values()],
+                                  public_key)
 
     async def _iso2_CertificateInstallationReq(self, body: dict, exi: bytes) -> dict | bytes:
         try:
@@ -992,9 +911,9 @@ class _Session:
         key = {"Id": "id2", "value": pieces.encrypted_private_key}
         dh = {"Id": "id3", "value": pieces.dh_public_key}
         emaid = {"Id": "id4", "value": pieces.emaid}
-        signature = sign_xmldsig("iso2", {"id1": ("ContractSignatureCertChain", contract),
-                                          "id2": ("ContractSignatureEncryptedPrivateKey", key),
-                                          "id3": ("DHpublickey", dh), "id4": ("eMAID", emaid)}, pieces.cps_key)
+        signature = sign_elements("iso2", [{"ContractSignatureCertChain": contract},
+                                           {"ContractSignatureEncryptedPrivateKey": key},
+                                           {"DHpublickey": dh}, {"eMAID": emaid}], pieces.cps_key)
         return {"__signature__": signature, "ResponseCode": "OK",
                 "SAProvisioningCertificateChain": {
                     "Certificate": der(pieces.sa_provisioning_chain[0]),
@@ -1171,7 +1090,7 @@ class _Session:
         return {"ResponseCode": "OK_NewSessionEstablished", "EVSEID": self.secc.evse_id}
 
     async def _iso20_dc_AuthorizationSetupReq(self, body: dict, exi: bytes) -> dict:
-        pnc = self.secc.tls and self.secc.pki is not None
+        pnc = self.secc.tls and self.secc.pki is not None and self.secc.offer_pnc
         res: dict = {"ResponseCode": "OK", "AuthorizationServices": ["EIM", "PnC"] if pnc else ["EIM"],
                      "CertificateInstallationService": bool(pnc and self.secc.offer_certificate_installation)}
         if pnc:
@@ -1342,7 +1261,7 @@ def secc_chain_paths(pki: "V2GPki") -> tuple[Path, Path]:
 
 
 __all__ = ["Secc", "SeccHooks", "SeccError", "SessionRecord", "Violation", "ChargerModel", "FAULTS",
-           "pv", "rn", "value_of", "verify_xmldsig", "sign_xmldsig", "CERT_STATUS_TO_RESPONSE"]
+           "value_of", "CERT_STATUS_TO_RESPONSE"]
 
 
 # -- network-namespace side (harness.iso15118.netns.run_pair) ----------------------------------------
