@@ -194,3 +194,13 @@ def test_reference_evcc_charges_at_reference_secc(tmp_path, session):
     assert result.secc["ended_in"] == "SessionStop"
     received_by_secc = [name for direction, name in result.secc["messages"] if direction == "received"]
     assert received_by_secc == sent_by_ev
+
+
+def test_missing_java_gives_a_reason(monkeypatch, tmp_path):
+    from harness.iso15118.reference import environment
+
+    if environment.missing_reason(need_java=False):
+        pytest.skip("no iso15118 venv, so java is never looked at")
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no java on PATH
+    reason = reference_available()
+    assert reason is not None and "java" in reason
