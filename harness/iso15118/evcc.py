@@ -142,7 +142,7 @@ class Evcc:
     def __init__(self, protocol: str, *, ev: EvModel | None = None, pki=None, tls: bool = False,
                  auth: str = "eim", trace=None, timeouts: dict | None = None,
                  offer: list[str] | None = None, keylog: str | os.PathLike | None = None,
-                 peer_name: str | None = None) -> None:
+                 peer_name: str | None = None, tls_group: str | None = None) -> None:
         self.info = m.protocol_info(protocol)
         if self.info.energy != "DC":
             raise EvccError(f"{protocol}: only the DC protocols are emulated so far")
@@ -164,6 +164,9 @@ class Evcc:
         self.offer = list(offer or [protocol])
         self.keylog = keylog
         self.peer = peer_name or "SECC"
+        # Key-exchange group other than the profile's (secp256r1 for -2, secp521r1 for -20), for
+        # SECCs that do not implement the profile's group; a deliberate deviation, so say it.
+        self.tls_group = tls_group
         self.exchanges: list[V2gExchange] = []
         self.state = SessionState()
         self.tls_info: tuple[str, str] | None = None
@@ -210,8 +213,8 @@ class Evcc:
         try:
             self._reader, self._writer = await open_v2g_connection(host, port, iface, ssl_context=context,
                                                                    timeout=timeout)
-        except (OSError, ssl.SSLError) as exc:
-            raise EvccError(f"cannot connect to [{host}]:{port}: {exc}") from exc
+        except (OSError, ssl.SSLError, V2gtpError) as exc:
+            raise EvccError(f"cannot connect to [{host}]:{port}: {type(exc).__name__}: {exc!r}") from exc
         if self.trace is not None:
             self.trace.event(self.peer, f"{'TLS' if self.tls else 'TCP'} connected", "CONNECT")
         if context is not None:
@@ -232,9 +235,15 @@ class Evcc:
         pki = self.pki
         root = pki.cert_paths["v2g_root"]
         if self.info.is_iso20:
-            return v2g_tls.iso20_client_context(root, pki.chain_paths["oem_prov"], pki.key_paths["oem_prov"],
-                                                keylog=self.keylog)
-        return v2g_tls.iso2_client_context(root, keylog=self.keylog)
+            context = v2g_tls.iso20_client_context(root, pki.chain_paths["oem_prov"], pki.key_paths["oem_prov"],
+                                                   keylog=self.keylog)
+        else:
+            context = v2g_tls.iso2_client_context(root, keylog=self.keylog)
+        if self.tls_group:
+            context.set_ecdh_curve(self.tls_group)
+            self._trace_event(f"TLS key exchange restricted to {self.tls_group} instead of the profile's group",
+                              "NOTE")
+        return context
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
@@ -703,7 +712,9 @@ class Evcc:
         if self._stopping:
             return {"EVProcessing": "Finished", "ChargeProgress": "Stop"}
         mode = {"Dynamic_EVPPTControlMode": {}} if self.state.dynamic else \
-            {"Scheduled_EVPPTControlMode": {"SelectedScheduleTupleID": self.state.schedule_tuple_id or 1}}
+            {"Scheduled_EVPPTControlMode": {"SelectedScheduleTupleID": self.state.schedule_tuple_id or 1,
+                                            # optional in the XSD; some SECCs insist on it
+                                            "PowerToleranceAcceptance": "PowerToleranceConfirmed"}}
         return {"EVProcessing": "Finished", "ChargeProgress": "Start", "EVPowerProfile": {
             "TimeAnchor": int(time.time()), **mode,
             "EVPowerProfileEntries": {"EVPowerProfileEntry": [
@@ -713,7 +724,8 @@ class Evcc:
         ev = self.ev
         display = {"PresentSOC": int(ev.soc), "TargetSOC": int(ev.target_soc),
                    "RemainingTimeToTargetSOC": ev.remaining_time_s(self._evse_max_power()),
-                   "BatteryEnergyCapacity": m.rational(ev.capacity_wh)}
+                   "BatteryEnergyCapacity": m.rational(ev.capacity_wh),
+                   "ChargingComplete": ev.charging_complete}   # optional in the XSD; some SECCs insist
         body: dict[str, Any] = {"DisplayParameters": display, "MeterInfoRequested": False,
                                 "EVPresentVoltage": m.rational(ev.battery_voltage)}
         if self.state.dynamic:
@@ -893,6 +905,8 @@ class Evcc:
         await self._until_finished("ScheduleExchangeReq")
         await self._until_finished("DC_CableCheckReq")
         await self._until_finished("DC_PreChargeReq", self._precharged)
+        # -20: the EV ends PreCharge with EVProcessing=Finished before PowerDelivery.
+        await self._step("DC_PreChargeReq", {"EVProcessing": "Finished"})
         await self._step("PowerDeliveryReq")
         await self._charge_loop("DC_ChargeLoopReq")
         await self._finish("DC_WeldingDetectionReq")
@@ -907,7 +921,7 @@ async def evcc_side(side: Any) -> dict:
     """harness.iso15118.netns entry point: our EVCC on the EV end of the veth pair.
 
     kwargs: protocol, tls, auth, plan, pki_dir (a make_v2g_pki directory), ev (EvModel
-    keyword arguments, or {"preset": "mcs_truck", ...}), timeouts, connect_timeout."""
+    keyword arguments, or {"preset": "mcs_truck", ...}), timeouts, connect_timeout, tls_group."""
     from harness.pki.v2g import load_v2g_pki
 
     kw = dict(side.kwargs)
@@ -916,7 +930,7 @@ async def evcc_side(side: Any) -> dict:
     preset = ev_kw.pop("preset", None)
     ev = getattr(EvModel, preset)(**ev_kw) if preset else EvModel(**ev_kw)
     evcc = Evcc(kw.get("protocol", "iso2"), ev=ev, pki=pki, tls=bool(kw.get("tls")), auth=kw.get("auth", "eim"),
-                timeouts=kw.get("timeouts"))
+                timeouts=kw.get("timeouts"), tls_group=kw.get("tls_group"))
     started = time.monotonic()
     result: dict[str, Any] = {"exchanges": []}
     try:
