@@ -926,7 +926,7 @@ class _Session:
         return {"SAProvisioningCertificateChain": {"Certificate": b"\x00"},
                 "ContractSignatureCertChain": {"Id": "id1", "Certificate": b"\x00"},
                 "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": bytes(48)},
-                "DHpublickey": {"Id": "id3", "value": bytes(65)}, "eMAID": {"Id": "id4", "value": "DE-CHH-C00000000"}}
+                "DHpublickey": {"Id": "id3", "value": bytes(65)}, "eMAID": {"Id": "id4", "value": "DECHHC00000000"}}
 
     async def _iso2_ChargeParameterDiscoveryReq(self, body: dict, exi: bytes) -> dict:
         if not self.record.authorized and self.secc.fault is None:
