@@ -527,6 +527,19 @@ def iso20_ac_messages() -> Iterator[tuple[str, str, dict]]:
         "ResponseCode": "OK",
         "AC_CPDResEnergyTransferMode": {"EVSEMaximumChargePower": rn(22, 3), "EVSEMinimumChargePower": rn(1400),
                                         "EVSENominalFrequency": rn(50)}})
+    yield s, "AC_ChargeLoopReq_scheduled", m20("AC_ChargeLoopReq", {
+        "DisplayParameters": {"PresentSOC": 55, "TargetSOC": 90, "ChargingComplete": False},
+        "MeterInfoRequested": False,
+        "Scheduled_AC_CLReqControlMode": {"EVTargetEnergyRequest": rn(20, 3), "EVMaximumChargePower": rn(11, 3),
+                                          "EVMinimumChargePower": rn(1400), "EVPresentActivePower": rn(10950)}})
+    yield s, "AC_ChargeLoopRes_scheduled", m20("AC_ChargeLoopRes", {
+        "ResponseCode": "OK",
+        "MeterInfo": {"MeterID": "METER-0002", "ChargedEnergyReadingWh": 8000, "MeterTimestamp": TIMESTAMP},
+        "Receipt": {"TimeAnchor": TIMESTAMP,
+                    "EnergyCosts": {"Amount": rn(360, -2), "CostPerUnit": rn(45, -2)},
+                    "TaxCosts": [{"TaxRuleID": 1, "Amount": rn(57, -2)}]},
+        "EVSETargetFrequency": rn(50),
+        "Scheduled_AC_CLResControlMode": {"EVSETargetActivePower": rn(11, 3)}})
 
 
 # -- DIN SPEC 70121 -----------------------------------------------------------------------------
