@@ -181,7 +181,7 @@ class Evcc:
         self._energy_mode = "DC_extended"
         self._plan: dict = {}
         self._precharge_cycles = 0
-        if pki is not None and auth == "pnc":
+        if pki is not None:   # also in EIM: request("PaymentDetailsReq") must still be possible
             self._use_contract(pki.keys["contract"], [pki.certs[n] for n in
                                                       [pki.chains["contract"]["leaf"], *pki.chains["contract"]["intermediates"]]])
 
@@ -482,6 +482,8 @@ class Evcc:
         return status
 
     def _contract_chain_body(self, with_id: bool) -> dict:
+        if not self._contract_chain:
+            raise EvccError("no contract certificate chain: give the EVCC a V2G PKI")
         leaf, *subs = self._contract_chain
         chain: dict[str, Any] = {"Certificate": leaf}
         if with_id:
@@ -774,11 +776,8 @@ class Evcc:
         if "auth" in plan:
             if plan["auth"] not in ("eim", "pnc"):
                 raise EvccError("plan auth must be 'eim' or 'pnc'")
-            if plan["auth"] == "pnc" and self._contract_key is None and not plan.get("install_certificate"):
-                if self.pki is None:
-                    raise EvccError("PnC needs a V2G PKI")
-                self._use_contract(self.pki.keys["contract"], [self.pki.certs[n] for n in (
-                    self.pki.chains["contract"]["leaf"], *self.pki.chains["contract"]["intermediates"])])
+            if plan["auth"] == "pnc" and self._contract_key is None:
+                raise EvccError("PnC needs a V2G PKI")
             self.auth = plan["auth"]
         self._energy_mode = plan.get("energy_mode", "DC_extended")
         self._install = bool(plan.get("install_certificate"))
