@@ -204,3 +204,15 @@ def test_missing_java_gives_a_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no java on PATH
     reason = reference_available()
     assert reason is not None and "java" in reason
+
+
+@needs_reference
+def test_peer_warmup_file_is_codec_json(tmp_path):
+    from harness.iso15118.reference.peers import NAMESPACES, write_warmup_file
+
+    entries = [json.loads(p.read_text(encoding="utf-8")) for p in corpus_entries()[:3]]
+    path = write_warmup_file(tmp_path / "warmup.json",
+                             [(e["schema"], from_jsonable(e["msg"])) for e in entries])
+    items = json.loads(path.read_text(encoding="utf-8"))
+    assert [item["namespace"] for item in items] == [NAMESPACES[e["schema"]] for e in entries]
+    assert all(json.loads(item["json"]).keys() == e["msg"].keys() for item, e in zip(items, entries))

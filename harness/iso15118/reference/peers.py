@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.iso15118.reference import environment
+from harness.iso15118.reference.canonical import to_codec_json
+from harness.iso15118.reference.xsd_model import load_schema
 
 PEER_SCRIPT = Path(__file__).resolve().parents[1] / "reference_worker" / "peer_main.py"
 
@@ -179,6 +181,33 @@ def make_reference_pki(dest: Path, version: str = "iso-2", timeout: float = 60.0
         raise PeerError(f"create_certs.sh -v {version} took over {timeout} s") from exc
     if done.returncode:
         raise PeerError(f"create_certs.sh -v {version} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return dest
+
+
+# The namespace the package hands its codec for each schema name of the harness.
+NAMESPACES = {
+    "app": "urn:iso:15118:2:2010:AppProtocol",
+    "din": "urn:din:70121:2012:MsgDef",
+    "iso2": "urn:iso:15118:2:2013:MsgDef",
+    "iso20": "urn:iso:std:iso:15118:-20:CommonMessages",
+    "iso20_dc": "urn:iso:std:iso:15118:-20:DC",
+    "iso20_ac": "urn:iso:std:iso:15118:-20:AC",
+}
+
+
+def write_warmup_file(dest: Path, messages: Iterable[tuple[str, dict]]) -> Path:
+    """Write (schema, canonical message) pairs as the warm-up list a peer's codec encodes
+    and decodes once before the peer starts (start_* warmup_file=): with it the package's
+    unscaled timeouts hold even for the first message of each kind on a slow machine."""
+    package = environment.package_dir()
+    if package is None:
+        raise PeerError(environment.missing_reason(need_java=False) or "iso15118 package not found")
+    schemas_dir = str(package / "shared" / "schemas")
+    items = [{"namespace": NAMESPACES[schema],
+              "json": json.dumps(to_codec_json(load_schema(schemas_dir, schema), message))}
+             for schema, message in messages]
+    dest = Path(dest)
+    dest.write_text(json.dumps(items), encoding="utf-8")
     return dest
 
 
