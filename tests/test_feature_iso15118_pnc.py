@@ -171,7 +171,7 @@ def test_fault_starts_before_authorized():
     async def body(sim, sent):
         await ev_session(sim, plan={"max_ongoing": 20})
         order = [a for a, p in sent if a in ("Authorize", "TransactionEvent")]
-        assert order[:2] == ["TransactionEvent", "Authorize"]     # started before asking, and although refused
+        assert order[:2] == ["Authorize", "TransactionEvent"]     # started while pending, and although refused
     with_station(body, answer=refuse, fault="pnc_starts_before_authorized", delay=0.2)
 
 

@@ -278,6 +278,7 @@ class Secc:
         self.check_ocsp = check_ocsp
         self.offer_certificate_installation = certificate_installation
         self.keylog = keylog
+        self.installation_wait = 4.0       # s the SECC waits for a CertificateInstallationRes from its backend
         self.offer_pnc = True              # ISO15118Ctrlr.PnCEnabled: offer "Contract" when TLS + PKI
         self.scripted = False
         self.override: dict[str, Any] = {}
@@ -894,7 +895,9 @@ class _Session:
                 return {"ResponseCode": "FAILED_SignatureError", **self._empty_installation()}
         if self.secc.hooks.certificate_installation:
             try:
-                answer = await asyncio.wait_for(self.secc.hooks.certificate_installation(exi), 30)
+                # the EV waits V2G_SECC_Msg_Performance_Time (4.5 s) for the answer: give up before it
+                answer = await asyncio.wait_for(self.secc.hooks.certificate_installation(exi),
+                                                self.secc.installation_wait)
             except asyncio.TimeoutError:
                 answer = None
             if not answer:

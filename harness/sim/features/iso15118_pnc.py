@@ -196,11 +196,12 @@ def _hooks(sim: "StationSimulator", evse_id: int) -> Any:
         if e.authorize_task is None:
             e.authorize_payload = authorize_payload(sim, emaid, chain)
             token = e.authorize_payload["idToken"]["idToken"]
+            pending = sim.enqueue("Authorize", e.authorize_payload)
             if sim.has("pnc_starts_before_authorized"):
-                _grant(sim, evse_id, token, "eMAID")      # the bug: charging before the CSMS said yes
+                _grant(sim, evse_id, token, "eMAID")      # the bug: charging while the CSMS has not said yes
 
             async def ask() -> None:
-                response = await sim.enqueue("Authorize", e.authorize_payload)
+                response = await pending
                 e.authorize_answer = answer_from_authorize(sim, response)
                 if e.authorize_answer == "Accepted":
                     _grant(sim, evse_id, token, "eMAID")
@@ -384,8 +385,8 @@ FEATURE = Feature(
         _cs("secc_skips_signature_check",
             "Plug & Charge: the SECC does not verify the signature of AuthorizationReq / CertificateInstallationReq."),
         _cs("pnc_starts_before_authorized",
-            "Plug & Charge: starts the transaction (TransactionEvent Started) as soon as the contract arrives, "
-            "before — and regardless of — the CSMS's Authorize answer."),
+            "Plug & Charge: starts the transaction (TransactionEvent Started) while its Authorize is still "
+            "pending, whatever the CSMS then answers."),
         _cs("cert_install_not_forwarded",
             "CertificateInstallationReq is answered FAILED_NoCertificateAvailable without asking the CSMS "
             "(no Get15118EVCertificate)."),
