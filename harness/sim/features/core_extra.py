@@ -1,0 +1,296 @@
+"""Core-profile behaviour the core simulators leave out, and Core-profile vendor bugs.
+
+Station simulator (OCPP 2.0.1):
+- clock-aligned meter values (J01): AlignedDataCtrlr.Interval / Measurands. At every
+  multiple of Interval seconds past midnight UTC the station samples each EVSE: an idle
+  EVSE reports a MeterValuesRequest, an EVSE with a transaction a TransactionEvent Updated
+  with triggerReason MeterValueClock; both with context Sample.Clock and the aligned
+  instant as timestamp (J01.FR.01/02/03/06). Interval 0 switches it off (the default).
+- the start button (C02): action `press_start_button {evse}` authorizes with an idToken of
+  type NoAuthorization, locally, without an AuthorizeRequest.
+- lock failure (G05): action `lock_failure {evse, connector}` breaks the connector's
+  retention lock; the next driver who tries to start there gets no transaction and the
+  station reports ConnectorPlugRetentionLock.Problem = true in a NotifyEvent (G05.FR.01/02).
+- TxCtrlr.StopTxOnEVSideDisconnect (read-only true): the core ends the transaction when the
+  cable leaves the EV (E09), so the device model says so.
+
+Faults: the Core-profile bugs of the station (offline queueing E11/E12/E08, status after an
+offline period B04, reset with a transaction B12, token types C02/C04/C06, E05, E15, J01,
+G05) and of the CSMS (offline-queued TransactionEvents, clock-aligned meter values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..api import Fault, Reply, Setting
+from . import Feature, feature_state
+
+if TYPE_CHECKING:
+    from ..csms import CsmsSimulator, StationState
+    from ..evse import Evse
+    from ..station import FrontEnd, StationSimulator
+
+V201 = "2.0.1"
+ENERGY = "Energy.Active.Import.Register"
+ALIGNED_MEASURANDS = (ENERGY, "Power.Active.Import", "Current.Import", "Voltage", "SoC")
+
+# Plain stored values (no attribute of the core behind them). Setting is frozen and the store
+# is keyed by it: equal Settings share one value. The interval deliberately equals 1.6's
+# ClockAlignedDataInterval (same concept); the read-only flags get a distinct `minimum`.
+ALIGNED_INTERVAL = Setting(None, "int", const="0")
+ALIGNED_MEASURANDS_SETTING = Setting(None, "list", const=ENERGY, choices=ALIGNED_MEASURANDS)
+_RO = {"readonly": True}
+
+
+class _State:
+    """Per station simulator: connectors whose retention lock is broken."""
+
+    def __init__(self) -> None:
+        self.broken_locks: set[tuple[int, int]] = set()
+
+
+def _state(front: "FrontEnd") -> _State:
+    return feature_state(front, "core_extra", _State)
+
+
+def _utc_iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def next_aligned(now_epoch_s: float, interval_s: int) -> float:
+    """The next instant after `now` that is a whole multiple of `interval_s` (clock-aligned, J01.FR.02)."""
+    if interval_s <= 0:
+        raise ValueError("interval must be positive")
+    return (int(now_epoch_s // interval_s) + 1) * interval_s
+
+
+# ---- clock-aligned meter values (J01) --------------------------------------------------------
+
+def _aligned_interval(sim: "StationSimulator") -> int:
+    try:
+        return int(sim.read_setting(ALIGNED_INTERVAL) or 0)
+    except ValueError:
+        return 0
+
+
+async def _aligned_loop(front: "FrontEnd", conn: Any) -> None:
+    sim = front.sim
+    while sim.conn is conn and not conn.closed.is_set():     # never outlive the connection
+        interval = _aligned_interval(sim)
+        if interval <= 0:
+            await sim.wait_or_change(None)
+            continue
+        now = datetime.now(timezone.utc).timestamp()
+        at = next_aligned(now, interval)
+        if await sim.wait_or_change(at - now):
+            continue                                          # Interval/Measurands changed: re-align
+        if sim.conn is not conn or sim.has("aligned_meter_values_missing"):
+            continue
+        _send_aligned(front, at)
+
+
+def _send_aligned(front: "FrontEnd", at: float) -> None:
+    sim = front.sim
+    measurands = [m for m in sim.read_setting(ALIGNED_MEASURANDS_SETTING).split(",") if m]
+    context = "Sample.Periodic" if sim.has("aligned_context_periodic") else "Sample.Clock"
+    for evse in sim.evses.values():
+        meter = front.meter_value(evse, context, measurands)       # type: ignore[attr-defined]
+        meter["timestamp"] = _utc_iso(at)
+        if evse.tx is not None and not evse.tx.ended:
+            front._tx_event(evse, evse.tx, "Updated", "MeterValueClock", meter=meter)   # type: ignore[attr-defined]
+        else:
+            sim.enqueue("MeterValues", {"evseId": evse.id, "meterValue": [meter]})
+
+
+# ---- hooks -----------------------------------------------------------------------------------
+
+def _boot_accepted(front: "FrontEnd") -> None:
+    sim = front.sim
+    if front.version != V201:
+        return
+    sim.spawn(_aligned_loop(front, sim.conn), "aligned-meter-values", session=True)
+    _offline_queue_faults(sim)
+
+
+def _offline_queue_faults(sim: "StationSimulator") -> None:
+    """Runs right after acceptance, before the sender wakes: where the queue-handling bugs act."""
+    outbox = sim._outbox                                      # the core's FIFO of our CALLs
+    if sim.has("offline_status_not_reported"):
+        for item in [o for o in outbox if o.action == "StatusNotification"]:
+            outbox.remove(item)
+            if not item.future.done():
+                item.future.set_result(None)
+    offline = [o for o in outbox if o.action == "TransactionEvent" and o.payload.get("offline")]
+    if sim.has("offline_queue_discarded"):
+        for item in offline:
+            outbox.remove(item)
+            if not item.future.done():
+                item.future.set_result(None)
+    elif sim.has("offline_events_reversed") and len(offline) > 1:
+        slots = [i for i, o in enumerate(outbox) if o in offline]
+        for i, item in zip(slots, reversed(offline)):
+            outbox[i] = item
+
+
+def _outgoing(front: "FrontEnd", action: str, payload: dict[str, Any]) -> None:
+    sim = front.sim
+    if front.version != V201:
+        return
+    if action == "TransactionEvent":
+        if sim.has("offline_flag_missing"):
+            payload.pop("offline", None)
+        info = payload.get("transactionInfo") or {}
+        if sim.has("reset_stopped_reason_reboot") and info.get("stoppedReason") == "ImmediateReset":
+            info["stoppedReason"] = "Reboot"
+        if (sim.has("charging_state_not_updated") and payload.get("triggerReason") == "ChargingStateChanged"
+                and info.get("chargingState") == "SuspendedEV"):
+            info["chargingState"] = "Charging"
+            payload["triggerReason"] = "MeterValuePeriodic"
+    if action in ("Authorize", "TransactionEvent") and sim.has("token_type_lost"):
+        token = payload.get("idToken")
+        if isinstance(token, dict) and token.get("type") not in ("ISO14443", "NoAuthorization"):
+            token["type"] = "ISO14443"                        # the bug: every token reported as an RFID card
+
+
+def _answered(front: "FrontEnd", action: str, payload: dict[str, Any], response: dict[str, Any] | None) -> None:
+    # The core's E05 check reads the same response object after this hook has run.
+    if (action == "TransactionEvent" and response and front.sim.has("invalid_id_in_tx_response_ignored")
+            and isinstance(response.get("idTokenInfo"), dict)):
+        response["idTokenInfo"]["status"] = "Accepted"
+
+
+async def _token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type: str) -> str | None:
+    sim = front.sim
+    connector = evse.plugged_connector or evse.cfg.connector_ids[0]
+    if (evse.id, connector) in _state(front).broken_locks and front.version == V201:
+        if not sim.has("lock_failure_not_reported"):
+            _report_lock_problem(front, evse.id, connector)
+        if sim.has("lock_failure_still_charges"):
+            return None
+        return "LockFailure"                                  # G05.FR.01: no charging without a locked plug
+    if token_type == "NoAuthorization" and not sim.has("start_button_sends_authorize"):
+        return "Accepted"                                     # C02: nothing to ask the CSMS about
+    return None
+
+
+def _report_lock_problem(front: "FrontEnd", evse_id: int, connector: int) -> None:
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    front.sim.enqueue("NotifyEvent", {"generatedAt": now, "seqNo": 0, "eventData": [{
+        "eventId": 1, "timestamp": now, "trigger": "Delta", "actualValue": "true",
+        "eventNotificationType": "HardWiredNotification",
+        "component": {"name": "ConnectorPlugRetentionLock", "evse": {"id": evse_id, "connectorId": connector}},
+        "variable": {"name": "Problem"}}]})
+
+
+# ---- station handlers and actions --------------------------------------------------------------
+
+async def _reset_201(front: "FrontEnd", p: dict[str, Any]) -> Reply:
+    sim = front.sim
+    busy = any(e.tx is not None for e in sim.evses.values())
+    if sim.has("reset_on_idle_kills_transaction") and p.get("type") == "OnIdle" and busy and "evseId" not in p:
+        # The bug: OnIdle treated like Immediate — the running transaction is cut off.
+        return Reply({"status": "Accepted"}, lambda: sim.reset("reset", "RemoteReset"))
+    return await front._reset(p)                              # type: ignore[attr-defined]
+
+
+async def press_start_button(sim: "StationSimulator", params: dict[str, Any]) -> dict[str, Any]:
+    evse = sim.evse(params.get("evse", 1))
+    sim.spawn(sim.front.on_token(evse, "", "NoAuthorization"), "start-button")
+    return {"evse": evse.id, "pressed": True}
+
+
+async def lock_failure(sim: "StationSimulator", params: dict[str, Any]) -> dict[str, Any]:
+    evse = sim.evse(params.get("evse", 1))
+    connector = int(params.get("connector", evse.cfg.connector_ids[0]))
+    if connector not in evse.cfg.connector_ids:
+        raise ValueError(f"EVSE {evse.id} has no connector {connector}; it has {list(evse.cfg.connector_ids)}")
+    broken = _state(sim.front).broken_locks
+    if params.get("repaired"):
+        broken.discard((evse.id, connector))
+    else:
+        broken.add((evse.id, connector))
+    return {"evse": evse.id, "connector": connector, "lock_broken": not params.get("repaired")}
+
+
+# ---- CSMS answers ----------------------------------------------------------------------------
+
+def _csms_transaction_event(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any]) -> dict[str, Any]:
+    from .. import csms201                                    # late: csms201 imports this package
+    if p.get("offline") and sim.faulty("csms_rejects_offline_events", V201):
+        raise RuntimeError("transaction event timestamp outside the accepted window")   # → CALLERROR InternalError
+    return csms201._transaction_event(sim, st, p)
+
+
+def _csms_meter_values(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any]) -> dict[str, Any]:
+    from .. import csms201
+    if sim.faulty("meter_values_clock_rejected", V201):
+        contexts = {sv.get("context") for mv in p.get("meterValue", []) for sv in mv.get("sampledValue", [])}
+        if "Sample.Clock" in contexts:
+            raise ValueError("unsupported reading context 'Sample.Clock'")
+    return csms201._meter_values(sim, st, p)
+
+
+def _cs(name: str, description: str) -> Fault:
+    return Fault(name, "cs", (V201,), description)
+
+
+def _csms(name: str, description: str) -> Fault:
+    return Fault(name, "csms", (V201,), description)
+
+
+FEATURE = Feature(
+    name="core_extra",
+    station_handlers={V201: {"Reset": _reset_201}},
+    station_variables={
+        ("AlignedDataCtrlr", "Enabled", None): Setting(None, "bool", const="true", minimum=9301, **_RO),
+        ("AlignedDataCtrlr", "Interval", None): ALIGNED_INTERVAL,
+        ("AlignedDataCtrlr", "Measurands", None): ALIGNED_MEASURANDS_SETTING,
+        ("TxCtrlr", "StopTxOnEVSideDisconnect", None): Setting(None, "bool", const="true",
+                                                               minimum=9302, **_RO),
+    },
+    station_actions={"press_start_button": press_start_button, "lock_failure": lock_failure},
+    token_gate=_token_gate,
+    outgoing=_outgoing,
+    answered=_answered,
+    boot_accepted=_boot_accepted,
+    csms_answers={V201: {"TransactionEvent": _csms_transaction_event, "MeterValues": _csms_meter_values}},
+    station_faults=[
+        _cs("offline_flag_missing",
+            "TransactionEvents queued while the CSMS was unreachable are sent without offline=true (E11.FR.xx/E12)."),
+        _cs("offline_queue_discarded",
+            "After reconnecting, the station throws away the TransactionEvents it queued while offline."),
+        _cs("offline_events_reversed",
+            "After reconnecting, the queued TransactionEvents are sent newest first (Ended before the Updated events)."),
+        _cs("offline_status_not_reported",
+            "After reconnecting, queued StatusNotifications (changes while offline, the post-boot report) are flushed unsent."),
+        _cs("reset_on_idle_kills_transaction",
+            "Reset OnIdle during a transaction is executed at once like Immediate (answered Accepted, transaction cut off)."),
+        _cs("reset_stopped_reason_reboot",
+            "A transaction ended by Reset Immediate is reported with stoppedReason Reboot instead of ImmediateReset."),
+        _cs("token_type_lost",
+            "Every idToken is reported as type ISO14443, whatever was presented (KeyCode PIN, Local id, …)."),
+        _cs("start_button_sends_authorize",
+            "The start button (NoAuthorization) sends an AuthorizeRequest and waits for the CSMS's verdict."),
+        _cs("invalid_id_in_tx_response_ignored",
+            "A TransactionEvent response with idTokenInfo not Accepted is ignored: charging goes on (E05)."),
+        _cs("charging_state_not_updated",
+            "When the EV stops drawing power (full), the station keeps reporting chargingState Charging (E15)."),
+        _cs("aligned_meter_values_missing",
+            "AlignedDataCtrlr.Interval is accepted but no clock-aligned meter values are ever sent (J01)."),
+        _cs("aligned_context_periodic",
+            "Clock-aligned meter values are labelled context Sample.Periodic instead of Sample.Clock (J01)."),
+        _cs("lock_failure_not_reported",
+            "A connector whose retention lock fails is not reported (no NotifyEvent ConnectorPlugRetentionLock Problem)."),
+        _cs("lock_failure_still_charges",
+            "Charging starts although the connector's retention lock failed (G05.FR.01)."),
+    ],
+    csms_faults=[
+        _csms("csms_rejects_offline_events",
+              "TransactionEvents flagged offline=true are answered with CALLERROR InternalError (stale timestamp check)."),
+        _csms("meter_values_clock_rejected",
+              "MeterValues with clock-aligned readings (context Sample.Clock) are answered with CALLERROR InternalError."),
+    ],
+)
