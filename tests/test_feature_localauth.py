@@ -314,3 +314,13 @@ def test_gate_online_cache_rules(fault: str | None, pre_authorize: str, cached_s
     _online(sim, True)
     _set(sim, localauth.PRE_AUTHORIZE, pre_authorize)
     assert _gate(sim, TOKEN) == verdict
+
+
+def test_list_disable_post_authorize() -> None:
+    sim = _sim()
+    run(_send(sim, 1, "Full", _entry(OTHER, "Blocked")))
+    _online(sim, True)
+    _set(sim, localauth.PRE_AUTHORIZE, "true")
+    assert _gate(sim, OTHER) is None                                  # C14.FR.03: ask the CSMS
+    _set(sim, localauth.LIST_NO_POST_AUTHORIZE, "true")
+    assert _gate(sim, OTHER) == "Blocked"

@@ -8,8 +8,9 @@ What the station keeps (survives reboots, like flash memory would):
 
 How they are used when a driver presents a token (the core's `token_gate` hook):
 - online with LocalPreAuthorize: a token the list (first) or the cache holds as Accepted
-  starts at once, no Authorize (C12 / C14, 1.6 §3.5); anything else asks the CSMS, except
-  a cached non-Accepted token with AuthCacheCtrlr.DisablePostAuthorize (refused locally);
+  starts at once, no Authorize (C12.FR.02 / C14.FR.02, 1.6 §3.5); anything else asks the
+  CSMS, unless DisablePostAuthorize (AuthCacheCtrlr / LocalAuthListCtrlr) says to trust the
+  local non-Accepted verdict;
 - offline with LocalAuthorizeOffline: the list, then the cache decide; an unknown token is
   accepted only with OfflineTxForUnknownIdEnabled / AllowOfflineTxForUnknownId (C13, C15);
 - otherwise the core asks the CSMS as usual.
@@ -43,6 +44,7 @@ OFFLINE_UNKNOWN = Setting(None, "bool", const="false", minimum=9104)
 CACHE_ENABLED = Setting(None, "bool", const="true", minimum=9105)
 CACHE_LIFETIME = Setting(None, "int", const="86400", minimum=1)
 CACHE_NO_POST_AUTHORIZE = Setting(None, "bool", const="false", minimum=9107)   # AuthCacheCtrlr.DisablePostAuthorize
+LIST_NO_POST_AUTHORIZE = Setting(None, "bool", const="false", minimum=9108)    # LocalAuthListCtrlr.DisablePostAuthorize
 LIST_ENTRIES = Setting(None, "int", readonly=True, const="0", minimum=9106)   # updated as the list changes
 ITEMS_PER_MESSAGE = 20                 # SendLocalList entries per message (2.0.1 ItemsPerMessage / 1.6 SendLocalListMaxLength)
 BYTES_PER_MESSAGE = 16000
@@ -227,12 +229,14 @@ async def token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type:
             return None
         local = listed or cached
         if local is not None and effective_status(local) == "Accepted":
-            return "Accepted"                                     # C12.FR.02 / C14.FR.01: no AuthorizeRequest
+            return "Accepted"                                     # C12.FR.02 / C14.FR.02: no AuthorizeRequest
+        if listed is not None and _on(sim, LIST_NO_POST_AUTHORIZE):
+            return effective_status(listed)                       # C14.FR.03 switched off: trust the list
         if listed is None and cached is not None:
             trust = _on(sim, CACHE_NO_POST_AUTHORIZE) and not sim.has("disable_post_authorize_ignored")
             if trust or sim.has("cached_verdict_trusted_online"):
                 return effective_status(cached)                   # DisablePostAuthorize: refuse locally (TC_C_57)
-        return None                                               # unknown or not Accepted: ask the CSMS (C12.FR.05)
+        return None                                   # unknown or not Accepted: ask the CSMS (C12.FR.05, C14.FR.03)
     if not _on(sim, AUTHORIZE_OFFLINE):
         return None
     if sim.has("local_list_ignored_offline"):
@@ -242,7 +246,7 @@ async def token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type:
         verdict = effective_status(local)
         if verdict != "Accepted" and sim.has("blocked_entry_still_starts"):
             return "Accepted"                                     # the bug: only presence is checked
-        return verdict                                            # C13.FR.02 / C13.FR.03
+        return verdict                                            # C13.FR.02 (Accepted) / C13.FR.04 (not)
     if _on(sim, OFFLINE_UNKNOWN) != sim.has("offline_unknown_id_ignored_setting"):
         return "Accepted"                                         # C15.FR.02
     return "Invalid"
@@ -326,6 +330,7 @@ FEATURE = Feature(
         ("LocalAuthListCtrlr", "Entries", None): LIST_ENTRIES,
         ("LocalAuthListCtrlr", "ItemsPerMessage", None): Setting(None, const=str(ITEMS_PER_MESSAGE), **_RO),
         ("LocalAuthListCtrlr", "BytesPerMessage", None): Setting(None, const=str(BYTES_PER_MESSAGE), **_RO),
+        ("LocalAuthListCtrlr", "DisablePostAuthorize", None): LIST_NO_POST_AUTHORIZE,
         ("AuthCtrlr", "LocalPreAuthorize", None): PRE_AUTHORIZE,
         ("AuthCtrlr", "LocalAuthorizeOffline", None): AUTHORIZE_OFFLINE,
         ("AuthCtrlr", "OfflineTxForUnknownIdEnabled", None): OFFLINE_UNKNOWN,
