@@ -459,3 +459,39 @@ def test_iso20_dc_tls13_session_against_reference_secc(tmp_path, pki20, dynamic)
     assert secc["ended_in"] == "SessionStop"
     mode = "Dynamic_SEResControlMode" if dynamic else "Scheduled_SEResControlMode"
     assert mode in log
+
+
+@pytest.mark.slow
+def test_din_dc_eim_session_against_reference_secc(tmp_path):
+    ev, secc, _log = _session(tmp_path, protocol="din", reference_protocol="DIN_SPEC_70121")
+    assert _sent(ev) == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+                         "ServicePaymentSelectionReq", "ContractAuthenticationReq", "ChargeParameterDiscoveryReq",
+                         "CableCheckReq", "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq",
+                         "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
+    assert secc["ended_in"] == "SessionStop"
+
+
+@pytest.mark.slow
+def test_iso2_certificate_installation_then_pnc_against_reference_secc(tmp_path, pki2):
+    """The SECC verifies our OEM-signed CertificateInstallationReq and encrypts a contract key for
+    our OEM provisioning certificate; we check its CPS signature, decrypt the key, and charge with
+    the installed contract (PaymentDetails + signed AuthorizationReq)."""
+    ev, secc, log = _session(tmp_path, protocol="iso2", reference_protocol="ISO_15118_2", auth="pnc", tls=True,
+                             pki=pki2, plan={"install_certificate": True})
+    sent = _sent(ev)
+    assert sent[3:7] == ["PaymentServiceSelectionReq", "CertificateInstallationReq", "PaymentDetailsReq",
+                         "AuthorizationReq"]
+    install = ev["exchanges"][sent.index("CertificateInstallationReq")]
+    assert install["code"] == "OK" and install["violations"] == []
+    assert ev["installed_contract"] == {"emaid": pki2.emaid, "certificates": 3}
+    assert secc["ended_in"] == "SessionStop"
+
+
+@pytest.mark.slow
+def test_iso20_dc_pnc_session_against_reference_secc(tmp_path, pki2):
+    # The reference -20 SECC verifies PnC signatures with ECDSA-SHA256 on 32-byte r/s only, so this
+    # runs with the secp256r1 PKI; signing picks ecdsa-sha256 from the key (sha512 for secp521r1).
+    ev, secc, log = _session(tmp_path, protocol="iso20_dc", reference_protocol="ISO_15118_20_DC", auth="pnc",
+                             tls=True, pki=pki2, secc_env={"ENABLE_TLS_1_3": "true"}, tls_group="prime256v1")
+    assert "AuthorizationReq" in _sent(ev) and secc["ended_in"] == "SessionStop"
+    assert "Unable to verify signature" not in log

@@ -375,6 +375,8 @@ class Evcc:
             st.evse_processing = body["EVSEProcessing"]
             if body["EVSEProcessing"] == "Finished":
                 self._loop_started.pop(exchange.request_name, None)
+        if name == "CertificateInstallationRes" and self.info.family == "iso2":
+            self._install_contract(exchange, got)
         handler = getattr(self, f"_absorb_{self.info.family}_{name}", None) or getattr(self, f"_absorb_{name}", None)
         if handler is not None:
             handler(body)
@@ -449,19 +451,46 @@ class Evcc:
         voltage = m.number(body.get("EVSEPresentVoltage")) or self.ev.battery_voltage
         self.ev.step(current, voltage)
 
-    def _absorb_iso2_CertificateInstallationRes(self, body: dict) -> None:
-        """Decrypt the new contract key with the OEM provisioning key and use the new chain."""
+    def _install_contract(self, exchange: V2gExchange, got: m.Unwrapped) -> None:
+        """CertificateInstallationRes: check the CPS signature, decrypt the new contract key with
+        the OEM provisioning key, and use the new chain from now on."""
         from cryptography import x509
 
         from harness.pki.contract_key import decrypt_contract_key_iso2
 
+        body = got.body
         if not m.response_ok(body.get("ResponseCode")):
             return
+        title = self.info.title
+        signed, unchecked = [], []
+        for name in ("ContractSignatureCertChain", "ContractSignatureEncryptedPrivateKey", "DHpublickey", "eMAID"):
+            if isinstance(body.get(name), dict):
+                try:   # our codec cannot encode every element as a fragment (eMAID has two types in -2)
+                    signing.fragment_exi("iso2", {name: body[name]})
+                    signed.append({name: body[name]})
+                except EncodeError:
+                    unchecked.append(name)
+        if unchecked:
+            self._trace_event(f"CertificateInstallationRes: digest of {', '.join(unchecked)} not checked "
+                              "(no EXI fragment grammar for it); the SignatureValue still is", "NOTE")
+        cps = (body.get("SAProvisioningCertificateChain") or {}).get("Certificate")
+        problem = signing.signature_problem("iso2", got.signature, signed, cps) if cps else "no SAProvisioning chain"
+        if problem:
+            exchange.violations.append(f"{title} CertificateInstallationRes signature (CPS leaf): {problem}")
         chain = body["ContractSignatureCertChain"]
-        certs = [chain["Certificate"], *(chain.get("SubCertificates") or {}).get("Certificate", [])]
-        key = decrypt_contract_key_iso2(body["ContractSignatureEncryptedPrivateKey"]["value"],
-                                        body["DHpublickey"]["value"], self.pki.keys["oem_prov"])
-        self._use_contract(key, [x509.load_der_x509_certificate(c) for c in certs])
+        certs = [x509.load_der_x509_certificate(c) for c in
+                 [chain["Certificate"], *(chain.get("SubCertificates") or {}).get("Certificate", [])]]
+        try:
+            key = decrypt_contract_key_iso2(body["ContractSignatureEncryptedPrivateKey"]["value"],
+                                            body["DHpublickey"]["value"], self.pki.keys["oem_prov"])
+        except ValueError as exc:
+            exchange.violations.append(f"{title} CertificateInstallationRes: contract key does not decrypt: {exc}")
+            return
+        if key.public_key().public_numbers() != certs[0].public_key().public_numbers():
+            exchange.violations.append(f"{title} CertificateInstallationRes: the decrypted key does not belong "
+                                       "to the contract certificate")
+            return
+        self._use_contract(key, certs)
         self.state.installed_contract = {"emaid": body["eMAID"]["value"], "certificates": len(certs)}
 
     # -- trace ----------------------------------------------------------------------------------
@@ -757,8 +786,7 @@ class Evcc:
 
     # -- autopilot ------------------------------------------------------------------------------
     async def run(self, plan: dict | None = None) -> list[V2gExchange]:
-        """A whole DC session; see the module docstring of bench/v2g_session.py for plan keys:
-        loops (charge loop cycles, default 3), stop_after (request or response name: stop
+        """A whole DC session; returns its exchanges. Plan keys: loops (charge loop cycles, default 3), stop_after (request or response name: stop
         there, the connection stays open), auth ("eim"|"pnc"), energy_mode (-2/DIN, default
         DC_extended), dynamic (-20: dynamic instead of scheduled mode), install_certificate (-2),
         service_detail (-2: ask ServiceDetail for each offered VAS), max_ongoing (bound on
@@ -868,7 +896,10 @@ class Evcc:
 
     async def _run_iso2(self, plan: dict) -> None:
         await self._step("SessionSetupReq")
-        await self._step("ServiceDiscoveryReq")
+        # ServiceCategory filters the answer: without it the SECC lists the certificate service too.
+        await self._step("ServiceDiscoveryReq", {"ServiceCategory": None} if self._install else None)
+        if self._install and not any(s.get("ServiceID") == 2 for s in self.state.offered_services):
+            raise EvccError("install_certificate: the SECC does not offer the Certificate service (ServiceID 2)")
         if self.auth == "pnc" and "Contract" not in self.state.payment_options:
             raise EvccError(f"the SECC does not offer Contract payment (offers {self.state.payment_options}); "
                             "PnC needs TLS")
