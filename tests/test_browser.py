@@ -205,8 +205,8 @@ def test_single_file_html_report_renders_offline(faulty_run: Path, browser: Chro
 
     titles = browser.js(EXPAND_TREE)
     shown = [t.split(" ")[0] if t.startswith("TC_") else t for t in titles]   # the tree, depth first:
-    assert shown == ["OCPP 1.6", "Core", "RPC framework", "TC_RPC_01_CS",         # version → profile → block
-                     "OCPP 2.0.1", "Core", "Authorization", "TC_C_02_CS"], titles
+    assert shown == ["OCPP 2.0.1", "Core", "Authorization", "TC_C_02_CS",       # version → profile → block
+                     "RPC framework", "TC_RPC_01_CS"], titles
     browser.screenshot(faulty_run.parent / "screenshots" / "allure-tree.png")
 
     _click(browser, "[...document.querySelectorAll('[data-testid=tree-leaf-title]')]"

@@ -842,6 +842,8 @@ INVALID_REQUEST_CODES = {
     # OCPP 2.0.1, harness as station -> ocpp-rpc CSMS (TC_RPC_02_CSMS)
     ("2.0.1", "TC_RPC_02_CSMS", "StatusNotification"): "FormatViolation",                  # connectorStatus: Free (enum)
     ("2.0.1", "TC_RPC_02_CSMS", "Authorize"): "OccurenceConstraintViolation",              # idToken missing
+    # OCPP 2.0.1, harness as station -> ocpp-rpc CSMS (security events, A04)
+    ("2.0.1", "TC_A_23_CSMS", "SecurityEventNotification"): "FormatViolation",             # type over 50 characters
 }
 
 

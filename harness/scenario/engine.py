@@ -66,7 +66,11 @@ class Engine(V2gSteps):
 
     async def run(self) -> CaseResult:
         result = CaseResult(self.case.id, Verdict.PASS, start=time.time())
-        self.variables = {**self.case.vars, **self.variables}    # header `vars:` first, as if captured
+        # header `vars:` first, as if captured; a PIXIT of the same name (a real DUT's firmware URL,
+        # signing certificate, …) replaces the simulator-oriented default the case carries
+        pixit = self.variables.get("pixit") or {}
+        case_vars = {k: pixit.get(k, v) for k, v in self.case.vars.items()}
+        self.variables = {**case_vars, **self.variables}
         # refusals before this case (a run-long endpoint) are other cases' evidence
         server = self.session.endpoint.server if isinstance(self.session, CsmsSession) else None
         self._refusal_mark = len(server.refusals) if server else 0
