@@ -160,9 +160,21 @@ def _op_set_charging_profile(version: str):
         if sim.faulty("set_profile_wrong_stack_level", version):
             profile["stackLevel"] = int(profile.get("stackLevel", 0)) + 1   # the bug: UI level 1-based, wire 0-based
         if version == V201:
+            _remember_tx_profile(st, target, profile)
             return "SetChargingProfile", {"evseId": target, "chargingProfile": profile}, True
         return "SetChargingProfile", {"connectorId": target, "csChargingProfiles": profile}, True
     return build
+
+
+def _remember_tx_profile(st: StationState, evse_id: int, profile: dict[str, Any]) -> None:
+    """A TxProfile the operator sends during an ISO 15118 session replaces the one the EV's schedule
+    is checked against (K16: the CSMS renegotiates), when it stacks at least as high."""
+    state = csms_state(st)
+    current = state.hlc_profiles.get(evse_id)
+    if profile.get("chargingProfilePurpose") != "TxProfile" or evse_id not in state.needs:
+        return
+    if current is None or int(profile.get("stackLevel", 0)) >= int(current.get("stackLevel", 0)):
+        state.hlc_profiles[evse_id] = profile
 
 
 # ---- ClearChargingProfile / GetChargingProfiles / GetCompositeSchedule -----------------------
