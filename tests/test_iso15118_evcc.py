@@ -306,6 +306,22 @@ def test_closed_connection_and_frame_overrides():
     assert seen == [bytes(1), bytes.fromhex("0102")]
 
 
+def test_run_stops_where_the_plan_says():
+    discovery = {"ResponseCode": "OK", "PaymentOptionList": {"PaymentOption": ["ExternalPayment"]},
+                 "ChargeService": {"ServiceID": 1, "ServiceCategory": "EVCharging", "FreeService": False,
+                                   "SupportedEnergyTransferMode": {"EnergyTransferMode": ["DC_extended"]}}}
+    script = _iso2_script(ServiceDiscoveryReq=lambda msg: (0, _res("iso2", "ServiceDiscoveryRes", discovery)))
+
+    async def body(evcc: Evcc):
+        with pytest.raises(Exception, match="unknown plan keys"):
+            await evcc.run({"loopz": 1})
+        return await evcc.run({"stop_after": "ServiceDiscoveryRes"})
+
+    exchanges, _secc = run(_with_secc(script, body))
+    assert [e.request_name for e in exchanges] == ["SessionSetupReq", "ServiceDiscoveryReq"]
+    assert exchanges[1].request == {"ServiceCategory": "EVCharging"}
+
+
 def test_timeouts_scale_and_per_message():
     evcc = Evcc("iso2", timeouts={"scale": 4, "SessionStopReq": 1.5})
     assert evcc.timeout_for("CurrentDemandReq") == 1.0 and evcc.timeout_for("SessionStopReq") == 1.5
