@@ -158,6 +158,107 @@ def test_signature_check_reports_tampering():
     assert "does not verify" in _signature_problem("iso2", signature, [{"AuthorizationReq": body}], other)
 
 
+# -- the harness EVCC against our SECC (loopback) -----------------------------------------------------
+
+async def _evcc_session(secc, protocol, plan=None, *, ev=None, auth="eim", pki=None):
+    from harness.iso15118.evcc import Evcc
+
+    host, port = await secc.start("::1")
+    evcc = Evcc(protocol, ev=ev, pki=pki, tls=secc.tls, auth=auth)
+    try:
+        await evcc.connect(host, port, timeout=5)
+        try:
+            await asyncio.wait_for(evcc.run({"loops": 3, "ongoing_interval": 0.01, **(plan or {})}), 30)
+        finally:
+            await evcc.close()
+        await secc.wait_session_end(5)
+    finally:
+        await secc.stop()
+    return evcc
+
+
+def test_harness_evcc_iso20_dynamic_mcs_session():
+    from harness.iso15118.ev_model import EvModel
+
+    secc = Secc(("iso20_dc",), charger=ChargerModel.mcs())
+    evcc = asyncio.run(_evcc_session(secc, "iso20_dc", {"dynamic": True}, ev=EvModel.mcs_truck()))
+    record = secc.sessions[-1]
+    assert record.ended_in == "SessionStop" and record.control_mode == "Dynamic"
+    loop = [x.response for x in evcc.exchanges if x.response_name == "DC_ChargeLoopRes"]
+    assert loop and value_of(loop[-1]["Dynamic_DC_CLResControlMode"]["EVSEMaximumChargeCurrent"]) == 3000
+    assert value_of(loop[-1]["EVSEPresentCurrent"]) > 0
+    assert not secc.violations and not [v for x in evcc.exchanges for v in x.violations]
+
+
+def test_harness_evcc_din_session():
+    secc = Secc(("din",))
+    evcc = asyncio.run(_evcc_session(secc, "din"))
+    assert secc.sessions[-1].ended_in == "SessionStop" and not secc.violations
+    assert not [v for x in evcc.exchanges for v in x.violations]
+
+
+def test_harness_evcc_iso2_pnc_session_over_tls(tmp_path):
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki")
+    secc = Secc(("iso2",), pki=pki)
+    asyncio.run(_evcc_session(secc, "iso2", auth="pnc", pki=pki))
+    record = secc.sessions[-1]
+    assert record.ended_in == "SessionStop" and record.auth == "PnC" and record.authorized
+    assert record.emaid == pki.emaid and not secc.violations
+
+
+def test_pnc_refuses_a_revoked_contract_from_the_crl(tmp_path):
+    from harness.iso15118.evcc import Evcc, EvccSessionFailed
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki")
+
+    async def run(fault):
+        secc = Secc(("iso2",), pki=pki, fault=fault)
+        host, port = await secc.start("::1")
+        evcc = Evcc("iso2", pki=pki, tls=True, auth="pnc")
+        evcc._use_contract(pki.keys["contract_revoked"], [pki.certs[n] for n in ("contract_revoked", "mo_subca2",
+                                                                                   "mo_subca1")])
+        try:
+            await evcc.connect(host, port, timeout=5)
+            try:
+                await evcc.run({"stop_after": "PaymentDetailsReq"})
+            except EvccSessionFailed:
+                pass
+            await evcc.close()
+        finally:
+            await secc.stop()
+        return [x.response.get("ResponseCode") for x in evcc.exchanges if x.response_name == "PaymentDetailsRes"]
+
+    assert asyncio.run(run(None)) == ["FAILED_CertificateRevoked"]
+    assert asyncio.run(run("secc_accepts_revoked_contract")) == ["OK"]
+
+
+def test_scripted_mode_lets_the_test_answer():
+    secc = Secc(("iso2",))
+    secc.scripted = True
+
+    async def main():
+        host, port = await secc.start("::1")
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            ev = _LoopbackEv(reader, writer)
+            await ev.sap()
+            setup = asyncio.ensure_future(ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)}))
+            name, body = await secc.expect_request("SessionSetupReq", timeout=5)
+            assert body["EVCCID"] == bytes(6)
+            await secc.respond({"EVSEID": "DE*XYZ*E42"})
+            res = await asyncio.wait_for(setup, 5)
+            writer.close()
+            return res
+        finally:
+            await secc.stop()
+
+    res = asyncio.run(main())
+    assert res["EVSEID"] == "DE*XYZ*E42" and res["ResponseCode"] == "OK_NewSessionEstablished"
+
+
 # -- against the reference EVCC ---------------------------------------------------------------------------
 
 def _reference_skip_reason() -> str | None:
