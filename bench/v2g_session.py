@@ -92,7 +92,8 @@ def main() -> int:
     for name, values in times.items():
         print(f"{name:34} {len(values):4d} {statistics.median(values):9.3f} {max(values):7.3f} {late[name]:5d}")
     for i, (session_s, wall) in enumerate(sessions, 1):
-        print(f"run {i}: EV session {session_s:.1f} s (connect → SessionStopRes), with namespaces and JVM start {wall:.1f} s")
+        print(f"run {i}: EV session {session_s:.1f} s (connect → SessionStopRes), "
+              f"with namespaces and JVM start {wall:.1f} s")
     return 0
 
 

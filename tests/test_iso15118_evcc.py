@@ -300,7 +300,8 @@ def test_closed_connection_and_frame_overrides():
 
     def setup(msg):
         seen.append(msg["V2G_Message"]["Header"]["SessionID"])
-        return 0, _res("iso2", "SessionSetupRes", {"ResponseCode": "OK_NewSessionEstablished", "EVSEID": "DE*CHH*E0001*1"})
+        return 0, _res("iso2", "SessionSetupRes",
+                       {"ResponseCode": "OK_NewSessionEstablished", "EVSEID": "DE*CHH*E0001*1"})
 
     _, _secc = run(_with_secc(_iso2_script(SessionSetupReq=setup), body))
     assert seen == [bytes(1), bytes.fromhex("0102")]

@@ -182,8 +182,8 @@ class Evcc:
         self._plan: dict = {}
         self._precharge_cycles = 0
         if pki is not None:   # also in EIM: request("PaymentDetailsReq") must still be possible
-            self._use_contract(pki.keys["contract"], [pki.certs[n] for n in
-                                                      [pki.chains["contract"]["leaf"], *pki.chains["contract"]["intermediates"]]])
+            chain = pki.chains["contract"]
+            self._use_contract(pki.keys["contract"], [pki.certs[n] for n in [chain["leaf"], *chain["intermediates"]]])
 
     def _use_contract(self, key, certs) -> None:
         self._contract_key = key
@@ -394,7 +394,8 @@ class Evcc:
                 sources.append(body[key])
         for src in sources:
             for key, value in src.items():
-                if key.startswith("EVSE") and isinstance(value, dict) and ("Multiplier" in value or "Exponent" in value):
+                numeric = isinstance(value, dict) and ("Multiplier" in value or "Exponent" in value)
+                if key.startswith("EVSE") and numeric:
                     evse[key] = m.number(value)
 
     def _absorb_ServiceDiscoveryRes(self, body: dict) -> None:
@@ -786,14 +787,21 @@ class Evcc:
 
     # -- autopilot ------------------------------------------------------------------------------
     async def run(self, plan: dict | None = None) -> list[V2gExchange]:
-        """A whole DC session; returns its exchanges. Plan keys: loops (charge loop cycles, default 3), stop_after (request or response name: stop
-        there, the connection stays open), auth ("eim"|"pnc"), energy_mode (-2/DIN, default
-        DC_extended), dynamic (-20: dynamic instead of scheduled mode), install_certificate (-2),
-        service_detail (-2: ask ServiceDetail for each offered VAS), max_ongoing (bound on
-        Ongoing repetitions, default 100), ongoing_interval / loop_interval (s between repeats),
-        precharge_tolerance_v (default 20 V), precharge_cycles (go on after this many PreCharge
-        cycles even if the voltage never matched, recording a violation; default: wait up to the
-        PreCharge timeout), session_stop (False: end without SessionStopReq), welding_detection."""
+        """A whole DC session; returns its exchanges. Plan keys:
+          loops                 charge loop cycles (default 3; fewer if the EV is full)
+          stop_after            request or response name: stop there, the connection stays open
+          auth                  "eim" | "pnc" (default: the constructor's)
+          energy_mode           -2 RequestedEnergyTransferMode (default DC_extended)
+          dynamic               -20: dynamic instead of scheduled control mode
+          install_certificate   -2: CertificateInstallation before PaymentDetails
+          service_detail        -2: ServiceDetailReq for each offered value-added service
+          max_ongoing           bound on EVSEProcessing=Ongoing repetitions (default 100)
+          ongoing_interval      s between Ongoing repeats (0.1); loop_interval: between charge loops (0.05)
+          precharge_tolerance_v |EVSEPresentVoltage - target| that ends PreCharge (20 V)
+          precharge_cycles      go on after this many PreCharge cycles even if the voltage never
+                                matched, recording a violation (default: wait up to the PreCharge timeout)
+          welding_detection, session_stop   False: leave that step out
+        """
         plan = dict(plan or {})
         known = {"loops", "stop_after", "auth", "energy_mode", "dynamic", "install_certificate", "service_detail",
                  "max_ongoing", "ongoing_interval", "loop_interval", "precharge_tolerance_v", "precharge_cycles",
