@@ -512,3 +512,15 @@ def test_iso20_dc_pnc_session_against_reference_secc(tmp_path, pki2):
                              tls=True, pki=pki2, secc_env={"ENABLE_TLS_1_3": "true"}, tls_group="prime256v1")
     assert "AuthorizationReq" in _sent(ev) and secc["ended_in"] == "SessionStop"
     assert "Unable to verify signature" not in log
+
+
+def test_connect_refused_is_a_connection_error():
+    async def go():
+        server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        await Evcc("iso2").connect("::1", port, timeout=2)
+
+    with pytest.raises(ConnectionError, match="cannot connect"):
+        run(go())

@@ -51,8 +51,12 @@ class EvccTimeout(EvccError, TimeoutError):
     """No response within the EVCC's timeout."""
 
 
-class EvccConnectionClosed(EvccError):
+class EvccConnectionClosed(EvccError, ConnectionError):
     """The SECC closed the connection (or sent a broken V2GTP frame)."""
+
+
+class EvccConnectError(EvccError, ConnectionError):
+    """No TCP/TLS connection to the SECC (refused, unreachable, TLS handshake failed)."""
 
 
 class EvccUnexpectedResponse(EvccError):
@@ -214,7 +218,7 @@ class Evcc:
             self._reader, self._writer = await open_v2g_connection(host, port, iface, ssl_context=context,
                                                                    timeout=timeout)
         except (OSError, ssl.SSLError, V2gtpError) as exc:
-            raise EvccError(f"cannot connect to [{host}]:{port}: {type(exc).__name__}: {exc!r}") from exc
+            raise EvccConnectError(f"cannot connect to [{host}]:{port}: {type(exc).__name__}: {exc!r}") from exc
         if self.trace is not None:
             self.trace.event(self.peer, f"{'TLS' if self.tls else 'TCP'} connected", "CONNECT")
         if context is not None:
