@@ -21,6 +21,7 @@ profile wants secp521r1; noted in the trace).
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -406,7 +407,8 @@ def _interop_skip_reason() -> str | None:
 
 
 def _session(tmp_path: Path, *, protocol: str, reference_protocol: str, auth: str = "eim", tls: bool = False,
-             pki=None, plan: dict | None = None, secc_env: dict | None = None, tls_group: str | None = None):
+             pki=None, plan: dict | None = None, secc_env: dict | None = None, tls_group: str | None = None,
+             ev: str = "truck"):
     reason = _interop_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -417,7 +419,7 @@ def _session(tmp_path: Path, *, protocol: str, reference_protocol: str, auth: st
     ev_kwargs = {"protocol": protocol, "tls": tls, "auth": auth, "connect_timeout": 30,
                  # two JVM-backed codecs on a busy machine: the EV waits 5x the standard's timeouts
                  # (the performance-time violations are still recorded per exchange)
-                 "timeouts": {"scale": 5}, "tls_group": tls_group,
+                 "timeouts": {"scale": 5}, "tls_group": tls_group, "ev": {"preset": ev},
                  "plan": {"loops": 3, "precharge_cycles": 3, **(plan or {})}}
     if pki is not None:
         secc_peer["pki_path"] = str(reference_pki_layout(pki, tmp_path / "reference-pki"))
@@ -466,7 +468,7 @@ def test_iso2_dc_pnc_tls12_session_against_reference_secc(tmp_path, pki2):
 def test_iso20_dc_tls13_session_against_reference_secc(tmp_path, pki20, dynamic):
     ev, secc, log = _session(tmp_path, protocol="iso20_dc", reference_protocol="ISO_15118_20_DC", tls=True,
                              pki=pki20, plan={"dynamic": dynamic}, secc_env={"ENABLE_TLS_1_3": "true"},
-                             tls_group="prime256v1")
+                             tls_group="prime256v1", ev="mcs_truck")
     assert ev["tls"][0] == "TLSv1.3" and ev["tls"][1] in ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
     assert _sent(ev) == ["supportedAppProtocolReq", "SessionSetupReq", "AuthorizationSetupReq", "AuthorizationReq",
                          "ServiceDiscoveryReq", "ServiceDetailReq", "ServiceSelectionReq",
@@ -476,6 +478,12 @@ def test_iso20_dc_tls13_session_against_reference_secc(tmp_path, pki20, dynamic)
     assert secc["ended_in"] == "SessionStop"
     mode = "Dynamic_SEResControlMode" if dynamic else "Scheduled_SEResControlMode"
     assert mode in log
+    # MCS-level EV limits went through: 1250 V, 3000 A, 3.75 MW
+    cpd = re.search(r'"DC_ChargeParameterDiscoveryReq":\{.*', log).group(0)
+    for limit in ('"EVMaximumVoltage":{"Exponent":0,"Value":1250}',
+                  '"EVMaximumChargeCurrent":{"Exponent":0,"Value":3000}',
+                  '"EVMaximumChargePower":{"Exponent":3,"Value":3750}'):
+        assert limit in cpd
 
 
 @pytest.mark.slow

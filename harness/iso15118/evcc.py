@@ -185,6 +185,7 @@ class Evcc:
         self._energy_mode = "DC_extended"
         self._plan: dict = {}
         self._precharge_cycles = 0
+        self._connected_at: float | None = None
         if pki is not None:   # also in EIM: request("PaymentDetailsReq") must still be possible
             chain = pki.chains["contract"]
             self._use_contract(pki.keys["contract"], [pki.certs[n] for n in [chain["leaf"], *chain["intermediates"]]])
@@ -219,6 +220,7 @@ class Evcc:
                                                                    timeout=timeout)
         except (OSError, ssl.SSLError, V2gtpError) as exc:
             raise EvccConnectError(f"cannot connect to [{host}]:{port}: {type(exc).__name__}: {exc!r}") from exc
+        self._connected_at = time.monotonic()
         if self.trace is not None:
             self.trace.event(self.peer, f"{'TLS' if self.tls else 'TCP'} connected", "CONNECT")
         if context is not None:
@@ -350,6 +352,10 @@ class Evcc:
                     f"{perf.clause}: {exchange.response_name} after {exchange.elapsed_s:.3f} s > {perf.seconds} s")
             sent_sid = frame.get("@session_id", self.state.session_id)
             if name == "SessionSetupReq":
+                setup = m.sequence_timings(self.protocol).communication_setup
+                if self._connected_at is not None and time.monotonic() - self._connected_at > setup.seconds:
+                    exchange.violations.append(f"{setup.clause}: SessionSetupRes "
+                                               f"{time.monotonic() - self._connected_at:.1f} s after connecting")
                 if not got.session_id or got.session_id == bytes(len(got.session_id)):
                     exchange.violations.append(f"{self.info.title} SessionSetupRes: the SECC must assign a "
                                                f"non-zero SessionID, got {got.session_id!r}")
