@@ -169,9 +169,10 @@ def evaluate(front: FrontEnd, variable: str, old: str, new: str) -> list[tuple[M
                 m.alerting = beyond
                 fired.append((m, "Alerting", new, not beyond))
         elif m.type == "Delta":
-            ref = m.reference if m.reference is not None else old
-            ref_n = _number(ref)
-            changed = (abs(value - ref_n) >= m.value) if value is not None and ref_n is not None else new != ref
+            if m.reference is None:
+                m.reference = old                    # the value when the monitor first saw a change
+            ref_n = _number(m.reference)
+            changed = (abs(value - ref_n) >= m.value) if value is not None and ref_n is not None else new != m.reference
             if changed:
                 m.reference = new
                 fired.append((m, "Delta", new, False))
@@ -262,6 +263,8 @@ async def _set_variable_monitoring(front: FrontEnd, p: dict[str, Any]) -> Reply:
             st.preconfigured.pop(mid, None)           # a replaced preconfigured monitor becomes custom
             m = Monitor(mid, item["variable"]["name"], item["type"], float(item["value"]), int(item["severity"]),
                         transaction=bool(item.get("transaction", False)))
+            if m.type == "Delta":
+                m.reference = measured(front.sim, m.variable)   # changes count from the value now
             st.custom[mid] = m
             started.append(m)
             result["id"] = mid
