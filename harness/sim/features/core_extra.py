@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 V201 = "2.0.1"
 ENERGY = "Energy.Active.Import.Register"
+POLL_S = 0.5                  # how often the aligned-data loop re-reads its settings
 ALIGNED_MEASURANDS = (ENERGY, "Power.Active.Import", "Current.Import", "Voltage", "SoC")
 
 # Plain stored values (no attribute of the core behind them). Setting is frozen and the store
@@ -78,15 +79,18 @@ def _aligned_interval(sim: "StationSimulator") -> int:
 
 async def _aligned_loop(front: "FrontEnd", conn: Any) -> None:
     sim = front.sim
+    # A stored device-model value changes without waking anyone, so the loop re-reads the
+    # interval at least every POLL_S while it waits for the next aligned instant.
     while sim.conn is conn and not conn.closed.is_set():     # never outlive the connection
         interval = _aligned_interval(sim)
         if interval <= 0:
-            await sim.wait_or_change(None)
+            await asyncio.sleep(POLL_S)
             continue
         now = datetime.now(timezone.utc).timestamp()
         at = next_aligned(now, interval)
-        if await sim.wait_or_change(at - now):
-            continue                                          # Interval/Measurands changed: re-align
+        await asyncio.sleep(min(at - now, POLL_S))
+        if _aligned_interval(sim) != interval or datetime.now(timezone.utc).timestamp() < at:
+            continue                                          # changed, or not there yet
         if sim.conn is not conn or sim.has("aligned_meter_values_missing"):
             continue
         _send_aligned(front, at)
