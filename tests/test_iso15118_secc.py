@@ -208,6 +208,18 @@ def test_harness_evcc_iso2_pnc_session_over_tls(tmp_path):
     assert record.emaid == pki.emaid and not secc.violations
 
 
+@pytest.mark.parametrize("flavour", ["iso2", "iso20-ec", "iso20-ed448"])
+def test_harness_evcc_iso20_pnc_session_over_tls13(tmp_path, flavour):
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki", flavour)
+    secc = Secc(("iso20_dc",), pki=pki)
+    asyncio.run(_evcc_session(secc, "iso20_dc", {"loops": 1}, auth="pnc", pki=pki))
+    record = secc.sessions[-1]
+    assert record.ended_in == "SessionStop" and record.auth == "PnC" and record.authorized
+    assert not secc.violations
+
+
 def test_pnc_refuses_a_revoked_contract_from_the_crl(tmp_path):
     from harness.iso15118.evcc import Evcc, EvccSessionFailed
     from harness.pki.v2g import make_v2g_pki
@@ -289,6 +301,10 @@ def reference_pki_layout(pki, target: Path) -> Path:
         (certs / f"{file}.der").write_bytes(pki.certs[name].public_bytes(serialization.Encoding.DER))
     for file, name in {"v2gRootCACert": "v2g_root", "oemRootCACert": "oem_root", "seccLeafCert": "secc"}.items():
         (certs / f"{file}.pem").write_bytes(pki.certs[name].public_bytes(serialization.Encoding.PEM))
+    for file, names in {"oemCertChain": ("oem_prov", "oem_subca2", "oem_subca1"),
+                        "cpoCertChain": ("secc", "cpo_subca2", "cpo_subca1")}.items():
+        (certs / f"{file}.pem").write_bytes(b"".join(pki.certs[n].public_bytes(serialization.Encoding.PEM)
+                                                     for n in names))
     for file, name in {"contractLeaf": "contract", "oemLeaf": "oem_prov", "seccLeaf": "secc", "cpsLeaf": "cps",
                        "moSubCA2": "mo_subca2"}.items():
         (keys / f"{file}.key").write_bytes(pki.keys[name].private_bytes(
@@ -374,4 +390,26 @@ def test_reference_evcc_completes_din_dc_session_at_our_secc(tmp_path):
     assert rx[:5] == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
                       "ServicePaymentSelectionReq", "ContractAuthenticationReq"]
     assert "CurrentDemandReq" in rx and rx[-1] == "SessionStopReq"
+    assert result.secc["violations"] == []
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_iso20_dc_pnc_session_over_tls13_at_our_secc(tmp_path):
+    """-20 Plug & Charge, TLS 1.3 with the EV's OEM chain. The reference EVCC offers only
+    prime256v1 for the key exchange (the -20 profile says secp521r1), so our SECC is told to
+    accept that group here (tls_group) — a deliberate, named deviation for this peer."""
+    reason = _reference_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki")
+    layout = reference_pki_layout(pki, tmp_path / "reference-pki")
+    result = _run_reference_evcc(
+        tmp_path, {"protocols": ["ISO_15118_20_DC"], "use_tls": True, "enforce_tls": True, "pki_path": str(layout),
+                   "env": {"ENABLE_TLS_1_3": "true"}},
+        {"protocols": ["iso20_dc"], "pki_dir": str(pki.dir), "tls": True, "tls_group": "prime256v1"})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    assert result.secc["auth"] == "PnC" and result.secc["authorized"] and result.secc["emaid"] == pki.emaid
+    assert "DC_ChargeLoopReq" in _deduplicated(result.secc["messages"], "rx")
     assert result.secc["violations"] == []

@@ -257,7 +257,8 @@ class Secc:
                  trace: "Trace | None" = None, hooks: SeccHooks | None = None, fault: str | None = None,
                  evse_id: str | None = None, sequence_timeout: float = SEQUENCE_TIMEOUT,
                  ongoing_limit: float = ONGOING_LIMIT, check_ocsp: bool = False,
-                 certificate_installation: bool = True, keylog: str | None = None) -> None:
+                 certificate_installation: bool = True, keylog: str | None = None,
+                 tls_group: str | None = None) -> None:
         self.protocols = tuple(protocols)
         for p in self.protocols:
             if p not in NAMESPACES:
@@ -278,6 +279,7 @@ class Secc:
         self.check_ocsp = check_ocsp
         self.offer_certificate_installation = certificate_installation
         self.keylog = keylog
+        self.tls_group = tls_group
         self.installation_wait = 4.0       # s the SECC waits for a CertificateInstallationRes from its backend
         self.offer_pnc = True              # ISO15118Ctrlr.PnCEnabled: offer "Contract" when TLS + PKI
         self.scripted = False
@@ -302,8 +304,13 @@ class Secc:
         assert self.pki is not None
         cert, key = self.pki.chain_paths["secc"], self.pki.key_paths["secc"]
         if any(p in ("iso2", "din") for p in self.protocols):
-            return tls.iso2_server_context(cert, key, keylog=self.keylog)
-        return tls.iso20_server_context(cert, key, self.pki.cert_paths["oem_root"], keylog=self.keylog)
+            context = tls.iso2_server_context(cert, key, keylog=self.keylog)
+        else:
+            context = tls.iso20_server_context(cert, key, self.pki.cert_paths["oem_root"], keylog=self.keylog)
+        if self.tls_group:
+            # a deliberate deviation from the profile's key-exchange group, for EVs that lack it
+            context.set_ecdh_curve(self.tls_group)
+        return context
 
     async def start(self, host: str = "::1", port: int = 0, *, iface: str | None = None) -> tuple[str, int]:
         """Listen for the EV; with `iface`, on that interface's link-local address plus an SDP server."""
@@ -1291,7 +1298,8 @@ async def secc_side(side: Any) -> dict:
     preset = charger_spec.pop("preset", "ccs2_dc")
     charger = getattr(ChargerModel, preset)(**charger_spec)
     secc = Secc(tuple(kwargs.get("protocols", ("iso20_dc", "iso2", "din"))), charger=charger, pki=pki,
-                tls=kwargs.get("tls"), sequence_timeout=float(kwargs.get("sequence_timeout", SEQUENCE_TIMEOUT)))
+                tls=kwargs.get("tls"), sequence_timeout=float(kwargs.get("sequence_timeout", SEQUENCE_TIMEOUT)),
+                tls_group=kwargs.get("tls_group"))
     await secc.start(iface=side.iface)
     side.ready()
     try:
