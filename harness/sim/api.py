@@ -106,7 +106,7 @@ class Reply:
     after: Callable[[], Awaitable[None]] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)     # identity, not value: two keys with the same default keep their own values
 class Setting:
     """A configuration value both device models expose (2.0.1 variable / 1.6 key)."""
     attr: str | None                          # StationSimulator attribute; None = constant
