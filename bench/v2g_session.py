@@ -23,9 +23,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_iso15118_evcc import reference_pki_layout  # noqa: E402  (the PKI_PATH layout helper)
+from harness.iso15118.reference.pki_layout import reference_pki_layout  # noqa: E402
 
 from harness.iso15118.netns import SideSpec, netns_available, run_pair  # noqa: E402
 from harness.iso15118.reference import reference_available  # noqa: E402
