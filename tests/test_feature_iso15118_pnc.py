@@ -108,6 +108,18 @@ def test_pnc_session_authorizes_with_hash_data_and_starts_an_emaid_transaction()
     with_station(body)
 
 
+def test_iso20_pnc_session_at_the_station():
+    async def body(sim, sent):
+        _where, _evcc, exchanges = await ev_session(sim, protocol="iso20_dc")
+        assert responses(exchanges, "AuthorizationRes")[-1]["ResponseCode"] == "OK"
+        (authorize,) = calls(sent, "Authorize")
+        assert authorize["idToken"]["type"] == "eMAID" and authorize["iso15118CertificateHashData"]
+        assert [p for p in calls(sent, "TransactionEvent") if p["eventType"] == "Started"]
+        state = await sim.perform("secc_state", {"evse": 1})
+        assert state["violations"] == [] and state["sessions"][0]["protocol"] == "iso20_dc"
+    with_station(body)
+
+
 def test_authorization_is_ongoing_until_the_csms_answers():
     async def body(sim, sent):
         _where, _evcc, exchanges = await ev_session(sim)

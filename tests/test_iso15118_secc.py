@@ -158,6 +158,75 @@ def test_signature_check_reports_tampering():
     assert "does not verify" in _signature_problem("iso2", signature, [{"AuthorizationReq": body}], other)
 
 
+def test_sequence_timeout_and_unknown_session_are_violations():
+    secc = Secc(("iso2",), sequence_timeout=0.3)
+
+    async def script(ev):
+        await ev.sap()
+        await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
+        await secc.wait_session_end(3)          # the EV stays silent past the sequence timeout
+
+    asyncio.run(_with_secc(secc, script))
+    assert secc.sessions[0].ended_in == "timeout"
+    assert any("V2G_SECC_Sequence_Timeout" in v.clause for v in secc.violations)
+
+    secc = Secc(("iso2",))
+
+    async def wrong_session(ev):
+        await ev.sap()
+        await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
+        ev.sid = bytes.fromhex("0102030405060708")
+        return await ev.iso2("ServiceDiscoveryReq", {})
+
+    res = asyncio.run(_with_secc(secc, wrong_session))
+    assert res["ResponseCode"] == "FAILED_UnknownSession"
+    assert any("SessionID" in v.text for v in secc.violations)
+
+
+def test_ev_parameters_are_checked():
+    secc = Secc(("iso2",))
+
+    async def script(ev):
+        await ev.sap()
+        await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
+        await ev.iso2("ServiceDiscoveryReq", {})
+        await ev.iso2("PaymentServiceSelectionReq", {"SelectedPaymentOption": "ExternalPayment",
+                                                     "SelectedServiceList": {"SelectedService": [{"ServiceID": 1}]}})
+        await ev.iso2("AuthorizationReq", {})
+        res = await ev.iso2("ChargeParameterDiscoveryReq", {
+            "RequestedEnergyTransferMode": "AC_three_phase_core",
+            "DC_EVChargeParameter": {"DC_EVStatus": {"EVReady": True, "EVErrorCode": "NO_ERROR", "EVRESSSOC": 40},
+                                     "EVMaximumCurrentLimit": pv(300, "A"), "EVMaximumVoltageLimit": pv(450, "V")}})
+        return res
+
+    res = asyncio.run(_with_secc(secc, script))
+    assert res["ResponseCode"] == "FAILED_WrongEnergyTransferMode"
+    assert any("EnergyTransferMode" in v.clause for v in secc.violations)
+
+
+def test_ocsp_revocation_is_checked_when_enabled(tmp_path):
+    from harness.pki.ocsp import OcspResponder
+    from harness.pki.v2g import make_v2g_pki
+
+    import socket
+
+    with socket.socket() as probe:                       # a free port for the AIA OCSP URL
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pki = make_v2g_pki(tmp_path / "pki", ocsp_url=f"http://127.0.0.1:{port}/ocsp")
+    with OcspResponder.for_pki(pki, port=port) as responder:
+        secc = Secc(("iso2",), pki=pki, check_ocsp=True)
+        from harness.iso15118.secc import SessionRecord, _Session
+        session = _Session(secc, SessionRecord(1, "test"), None, None)   # type: ignore[arg-type]
+        good = [pki.certs[n] for n in ("contract", "mo_subca2", "mo_subca1")]
+        assert session._validate_contract(good, None) in ("OK",)
+        # the responder knows the revoked contract; CRLs are skipped here to prove OCSP is asked
+        pki.crls.clear()
+        revoked = [pki.certs[n] for n in ("contract_revoked", "mo_subca2", "mo_subca1")]
+        assert session._validate_contract(revoked, None) == "FAILED_CertificateRevoked", session.record.reason
+        assert responder.url
+
+
 # -- the harness EVCC against our SECC (loopback) -----------------------------------------------------
 
 async def _evcc_session(secc, protocol, plan=None, *, ev=None, auth="eim", pki=None):

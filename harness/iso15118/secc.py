@@ -303,13 +303,36 @@ class Secc:
             return None
         assert self.pki is not None
         cert, key = self.pki.chain_paths["secc"], self.pki.key_paths["secc"]
-        if any(p in ("iso2", "din") for p in self.protocols):
+        legacy = any(p in ("iso2", "din") for p in self.protocols)
+        if legacy and "iso20_dc" in self.protocols:
+            context = self._dual_context(cert, key)
+        elif legacy:
             context = tls.iso2_server_context(cert, key, keylog=self.keylog)
         else:
             context = tls.iso20_server_context(cert, key, self.pki.cert_paths["oem_root"], keylog=self.keylog)
         if self.tls_group:
             # a deliberate deviation from the profile's key-exchange group, for EVs that lack it
             context.set_ecdh_curve(self.tls_group)
+        return context
+
+    def _dual_context(self, cert: Path, key: Path) -> ssl.SSLContext:
+        """One TLS port for -2 and -20 EVs (the protocol is chosen only after the handshake): TLS 1.2
+        with the -2 suite, TLS 1.3 asking for the EV's OEM chain, and OpenSSL's default groups so
+        that secp256r1 (-2) and secp521r1 (-20) both work. Which edition then runs is checked
+        against the handshake in `_Session._check_tls` (a -20 session needs TLS 1.3 and a vehicle
+        certificate)."""
+        assert self.pki is not None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.maximum_version = ssl.TLSVersion.TLSv1_3
+        context.load_cert_chain(str(cert), str(key))
+        context.load_verify_locations(cafile=str(self.pki.cert_paths["oem_root"]))
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.set_ciphers(tls.ISO2_CIPHERS)
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_COMPRESSION
+        keylog = self.keylog or os.environ.get("SSLKEYLOGFILE")
+        if keylog:
+            context.keylog_filename = keylog
         return context
 
     async def start(self, host: str = "::1", port: int = 0, *, iface: str | None = None) -> tuple[str, int]:
@@ -549,7 +572,24 @@ class _Session:
         if not chosen:
             self.record.ended_in, self.record.reason = "failed_response", "no common protocol"
             return False
+        self._check_tls()
         return True
+
+    def _check_tls(self) -> None:
+        """The TLS session must fit the edition the EV chose (-2: TLS 1.2; -20: TLS 1.3 + vehicle cert)."""
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            if self.protocol == "iso20_dc" and self.secc.tls:
+                self.violation("[V2G20-2400] TLS", "ISO 15118-20 session without TLS")
+            return
+        version = ssl_object.version()
+        if self.protocol == "iso20_dc":
+            if version != "TLSv1.3":
+                self.violation("[V2G20-2458] TLS", f"ISO 15118-20 over {version}, the profile needs TLS 1.3")
+            if not ssl_object.getpeercert(binary_form=True):
+                self.violation("[V2G20-2400] TLS", "the EV presented no vehicle (OEM provisioning) certificate")
+        elif version != "TLSv1.2":
+            self.violation("[V2G2-602] TLS", f"{_CLAUSE[self.protocol]} over {version}; ISO 15118-2 uses TLS 1.2")
 
     @staticmethod
     def _name(message: dict) -> str:
