@@ -3,7 +3,7 @@ in the same case as its CSMS role — so one case can follow a Plug & Charge aut
 the EV's contract certificate through the station's OCPP Authorize to the SECC's answer.
 
     - v2g_connect: {protocol: iso2, tls: true, auth: pnc, evse: 1}
-    - v2g_session: {until: CurrentDemandReq}        # the EV's autopilot up to (not incl.) that request
+    - v2g_session: {stop_after: PreChargeReq}       # the EV's autopilot up to and including that request
     - v2g: CurrentDemandReq                         # one request, default body from the EV model
       payload: {EVTargetCurrent: {Value: 200, Multiplier: 0, Unit: A}}
       expect_response: {ResponseCode: OK}
@@ -30,6 +30,13 @@ if TYPE_CHECKING:
     from .model import Step
 
 T = TypeVar("T")
+
+
+def _dut_errors() -> tuple[type[BaseException], ...]:
+    """What the EV side raises when the SECC misbehaves (a FAIL); any other EvccError is the case's."""
+    from ..iso15118.evcc import EvccSessionFailed, EvccUnexpectedResponse
+
+    return (OSError, asyncio.TimeoutError, EvccSessionFailed, EvccUnexpectedResponse)
 
 _PROTOCOLS = {"iso15118-2": "iso2", "iso15118-20": "iso20_dc", "din70121": "din",
               "iso2": "iso2", "iso20_dc": "iso20_dc", "iso20_ac": "iso20_ac", "din": "din"}
@@ -96,7 +103,7 @@ class V2gSteps:
         try:
             await self._v2g_while(self.evcc.connect(where.get("host"), where.get("port"), iface=where.get("iface"),
                                                     timeout=step.timeout), step)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except _dut_errors() as exc:
             raise DutFailure(f"the EV could not reach the charger's SECC: {type(exc).__name__}: {exc}",
                              expected="SDP answer, TCP/TLS connection and SupportedAppProtocol handshake",
                              received=str(exc)) from None
@@ -133,9 +140,9 @@ class V2gSteps:
         plan = dict(self._sub(step.spec.get("v2g_session") or {}, step))                    # type: ignore[attr-defined]
         try:
             exchanges = await self._v2g_while(evcc.run(plan), step)
-        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+        except _dut_errors() as exc:
             raise DutFailure(f"the ISO 15118 session broke off: {type(exc).__name__}: {exc}",
-                             expected=f"a session per the standard{' up to ' + plan['until'] if plan.get('until') else ''}",
+                             expected=f"a session per the standard{' up to ' + plan['stop_after'] if plan.get('stop_after') else ''}",
                              received=[f"{x.request_name} → {x.response_name} {x.response_code}" for x in evcc.exchanges[-4:]]) from None
         bad = [(x, v) for x in exchanges for v in getattr(x, "violations", [])]
         if bad:
@@ -158,7 +165,7 @@ class V2gSteps:
         for attempt in range(1, MAX_REPEATS + 1):
             try:
                 x = await self._v2g_while(evcc.request(name, overrides, timeout=step.spec.get("within")), step)
-            except (OSError, asyncio.TimeoutError, ValueError) as exc:
+            except _dut_errors() as exc:
                 raise DutFailure(f"{name}: no valid answer from the SECC: {type(exc).__name__}: {exc}",
                                  expected=f"{name.replace('Req', 'Res')} within the standard's timeout",
                                  received=str(exc)) from None
