@@ -187,6 +187,8 @@ def _hooks(sim: "StationSimulator", evse_id: int) -> Any:
 
     async def authorize_eim() -> str:
         evse = sim.evse(evse_id)
+        if sim.has("eim_finished_before_authorized"):
+            return "Accepted"                  # the bug: the EV hears "authorized" before any token
         return "Accepted" if evse.tx is not None or evse.auth is not None else "Ongoing"
 
     async def authorize_contract(emaid: str, chain: list[Any]) -> str:
@@ -390,6 +392,9 @@ FEATURE = Feature(
         _cs("cert_install_not_forwarded",
             "CertificateInstallationReq is answered FAILED_NoCertificateAvailable without asking the CSMS "
             "(no Get15118EVCertificate)."),
+        _cs("eim_finished_before_authorized",
+            "ISO 15118 with EIM: the SECC answers AuthorizationRes Finished before any token was presented "
+            "and accepted (the EV proceeds to charge parameters unauthorized)."),
         _cs("pnc_tx_token_type_wrong",
             "Plug & Charge: the transaction's idToken has type ISO14443 instead of eMAID."),
     ],
