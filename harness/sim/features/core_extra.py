@@ -225,16 +225,22 @@ def _csms_transaction_event(sim: "CsmsSimulator", st: "StationState", p: dict[st
     from .. import csms201                                    # late: csms201 imports this package
     if p.get("offline") and sim.faulty("csms_rejects_offline_events", V201):
         raise RuntimeError("transaction event timestamp outside the accepted window")   # → CALLERROR InternalError
+    _reject_clock_readings(sim, p)
     return csms201._transaction_event(sim, st, p)
 
 
 def _csms_meter_values(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any]) -> dict[str, Any]:
     from .. import csms201
-    if sim.faulty("meter_values_clock_rejected", V201):
-        contexts = {sv.get("context") for mv in p.get("meterValue", []) for sv in mv.get("sampledValue", [])}
-        if "Sample.Clock" in contexts:
-            raise ValueError("unsupported reading context 'Sample.Clock'")
+    _reject_clock_readings(sim, p)
     return csms201._meter_values(sim, st, p)
+
+
+def _reject_clock_readings(sim: "CsmsSimulator", p: dict[str, Any]) -> None:
+    """Fault meter_values_clock_rejected: the back end's reading parser knows no Sample.Clock."""
+    if sim.faulty("meter_values_clock_rejected", V201):
+        contexts = {sv.get("context") for mv in p.get("meterValue") or [] for sv in mv.get("sampledValue", [])}
+        if "Sample.Clock" in contexts:
+            raise ValueError("unsupported reading context 'Sample.Clock'")   # → CALLERROR InternalError
 
 
 def _cs(name: str, description: str) -> Fault:
@@ -295,6 +301,7 @@ FEATURE = Feature(
         _csms("csms_rejects_offline_events",
               "TransactionEvents flagged offline=true are answered with CALLERROR InternalError (stale timestamp check)."),
         _csms("meter_values_clock_rejected",
-              "MeterValues with clock-aligned readings (context Sample.Clock) are answered with CALLERROR InternalError."),
+              "MeterValues / TransactionEvents with clock-aligned readings (context Sample.Clock) are answered "
+              "with CALLERROR InternalError."),
     ],
 )
