@@ -235,6 +235,30 @@ def test_certificate_installation_is_forwarded_and_the_fault_skips_it():
     with_station(faulty, fault="cert_install_not_forwarded")
 
 
+def test_certificate_installation_end_to_end_with_the_csms_simulator_answer():
+    """Station SECC → Get15118EVCertificate → the CSMS simulator's answer (a real signed
+    CertificateInstallationRes) → the EV installs the new contract and charges with it."""
+    from harness.sim.api import CsmsSimConfig
+
+    csms = CsmsSimulator(CsmsSimConfig())
+    st = StationState("CS1")
+
+    def answer(action, payload):
+        if action == "Get15118EVCertificate":
+            return pnc._csms_ev_certificate(csms, st, payload)
+        return accept_all(action, payload)
+
+    async def body(sim, sent):
+        _where, evcc, exchanges = await ev_session(sim, plan={"install_certificate": True})
+        (get,) = calls(sent, "Get15118EVCertificate")
+        assert get["action"] == "Install"
+        res = responses(exchanges, "CertificateInstallationRes")
+        assert res and res[0]["ResponseCode"] == "OK"
+        assert responses(exchanges, "AuthorizationRes")[-1]["EVSEProcessing"] == "Finished"
+        assert [p for p in calls(sent, "TransactionEvent") if p["eventType"] == "Started"]
+    with_station(body, answer=answer)
+
+
 # -- CSMS side ---------------------------------------------------------------------------------------
 
 def _hash_data(name: str) -> list[dict[str, str]]:

@@ -32,6 +32,9 @@ CSMS simulator — Authorize carrying iso15118CertificateHashData or certificate
 checked against the same test PKI (revoked / expired / unknown issuer → certificateStatus
 CertificateRevoked / CertificateExpired / CertChainError, idTokenInfo Invalid); an eMAID of a good
 contract is Accepted unless it is a blocked token. Plain Authorize is answered by the core.
+Get15118EVCertificate (Install) keeps the certificates feature's answer, but an Accepted one for a
+real EXI CertificateInstallationReq carries a real signed CertificateInstallationRes (new contract
+from the test PKI, key encrypted for the EV's OEM provisioning certificate).
 
 Device model (ISO15118Ctrlr): PnCEnabled, CentralContractValidationAllowed, ContractValidationOffline,
 V2GCertificateInstallationEnabled, ContractCertificateInstallationEnabled, SeccId.
@@ -359,6 +362,33 @@ def _csms_authorize(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any])
     return {"idTokenInfo": {"status": status}, "certificateStatus": cert_status}
 
 
+def _csms_ev_certificate(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any]) -> dict[str, Any]:
+    """M01: the answer of the feature before this one (certificates: status, base64 checks, faults);
+    when it is Accepted and exiRequest is a real ISO 15118-2 CertificateInstallationReq, the
+    exiResponse becomes a real, signed CertificateInstallationRes from the test PKI (the CPS role)."""
+    from harness.iso15118.secc import certificate_installation_exi
+
+    from . import all_features
+
+    answer: dict[str, Any] = {"status": "Failed", "exiResponse": ""}
+    for f in all_features():
+        if f.name == NAME:
+            break
+        other = f.csms_answers.get("2.0.1", {}).get("Get15118EVCertificate")
+        if other is not None:
+            answer = other(sim, st, p)
+    if answer.get("status") != "Accepted" or p.get("action") != "Install":
+        return answer
+    try:
+        request = base64.b64decode(str(p.get("exiRequest", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return answer
+    response = certificate_installation_exi(sim_v2g_pki(), request)
+    if response is None:
+        return answer
+    return {**answer, "exiResponse": base64.b64encode(response).decode()}
+
+
 def _cs(name: str, text: str) -> Fault:
     return Fault(name, "cs", V201, text)
 
@@ -374,7 +404,7 @@ FEATURE = Feature(
         ("ISO15118Ctrlr", "SeccId", None): Setting(None, const="DE*CHH*E0001*1", **_RO),
     },
     station_actions={"secc": _secc_action, "secc_state": _secc_state, "secc_stop": _secc_stop},
-    csms_answers={"2.0.1": {"Authorize": _csms_authorize}},
+    csms_answers={"2.0.1": {"Authorize": _csms_authorize, "Get15118EVCertificate": _csms_ev_certificate}},
     station_faults=[
         _cs("secc_accepts_revoked_contract",
             "Plug & Charge: ignores revocation — neither its own CRL check nor the CSMS's certificateStatus "
