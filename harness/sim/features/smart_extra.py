@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api import Fault
 from ..smart_charging import EXTERNAL, TX, Installed, parse_profile
+from ...smart.profiles import TX_DEFAULT
 from . import Feature, feature_state
 
 if TYPE_CHECKING:
@@ -247,8 +248,24 @@ async def _ev_charging_needs(sim: StationSimulator, params: dict[str, Any]) -> d
             "at": time.time()}
 
 
+# ---- offline behaviour (K06, K07): only the faults; the core keeps profiles across offline periods ----
+
+def _outgoing(front: FrontEnd, action: str, payload: dict[str, Any]) -> None:
+    """A TransactionEvent queued while offline is where the two offline bugs show."""
+    sim = front.sim
+    if action != "TransactionEvent" or not payload.get("offline"):
+        return
+    if sim.has("offline_drops_tx_profile"):
+        # the bug: losing the CSMS is taken as losing its control; its TxProfiles are discarded
+        sim.smart.installed = [i for i in sim.smart.installed if i.profile.purpose != TX]
+    if sim.has("offline_start_ignores_default_profile") and payload.get("eventType") == "Started":
+        # the bug: a transaction started offline never looks up the TxDefaultProfiles
+        sim.smart.installed = [i for i in sim.smart.installed if i.profile.purpose != TX_DEFAULT]
+
+
 FEATURE = Feature(
     name=NAME,
+    outgoing=_outgoing,
     station_actions={"external_limit": _external_limit, "clear_external_limit": _clear_external_limit,
                      "ev_charging_needs": _ev_charging_needs},
     station_faults=[
@@ -264,6 +281,11 @@ FEATURE = Feature(
         Fault("renegotiation_ignored", "cs", (V201,),
               "Only the first TxProfile of an ISO 15118 session reaches the EV: a later one (CSMS renegotiation, or "
               "the answer to the EV's new needs) is installed but no NotifyEVChargingSchedule follows."),
+        Fault("offline_drops_tx_profile", "cs", (V201,),
+              "When the connection to the CSMS is lost during a transaction, the station discards the CSMS's "
+              "TxProfile and charges unlimited, also after reconnecting."),
+        Fault("offline_start_ignores_default_profile", "cs", (V201,),
+              "A transaction started while offline ignores the installed TxDefaultProfile and charges unlimited."),
         Fault("ev_schedule_exceeds_profile", "cs", (V201,),
               "The EV's charging schedule is passed on unchecked: NotifyEVChargingSchedule carries the EV's maximum "
               "power, above the CSMS's TxProfile limit."),
