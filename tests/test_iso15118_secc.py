@@ -227,6 +227,26 @@ def test_ocsp_revocation_is_checked_when_enabled(tmp_path):
         assert responder.url
 
 
+def test_every_negative_response_of_the_sequences_encodes():
+    """[V2G2-736]: a FAILED_* answer still carries the mandatory elements of its message."""
+    from harness.iso15118.secc import _ISO20_DC_MESSAGES, _SEQUENCES, SessionRecord, _Session
+
+    secc = Secc(("iso20_dc", "iso2", "din"))
+    for protocol, sequence in _SEQUENCES.items():
+        session = _Session(secc, SessionRecord(1, "test"), None, None)   # type: ignore[arg-type]
+        session.protocol, session.session_id = protocol, bytes(8)
+        requests = {n for allowed in sequence.values() for n in allowed} | {"SessionStopReq"}
+        for request in sorted(requests - {"CertificateInstallationReq"} if protocol == "iso20_dc" else requests):
+            name = request[:-3] + "Res"
+            body = session._failed_body(name, "FAILED")
+            if protocol == "iso20_dc":
+                schema = "iso20_dc" if request[:-3] in _ISO20_DC_MESSAGES else "iso20"
+                message = {name: {"Header": {"SessionID": bytes(8), "TimeStamp": 1}, **body}}
+            else:
+                schema, message = protocol, {"V2G_Message": {"Header": {"SessionID": bytes(8)}, "Body": {name: body}}}
+            assert codec_for(schema).encode(message), (protocol, name)
+
+
 # -- the harness EVCC against our SECC (loopback) -----------------------------------------------------
 
 async def _evcc_session(secc, protocol, plan=None, *, ev=None, auth="eim", pki=None):

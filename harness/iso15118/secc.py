@@ -711,31 +711,61 @@ class _Session:
     def _failed_body(self, response_name: str, code: str) -> dict:
         """Minimal negative response ([V2G2-736]/[V2G2-538]): the mandatory elements with neutral values."""
         body: dict = {"ResponseCode": code}
-        status2 = self._dc_status()
+        status = self._dc_status()
+        empty_schedule = {"SAScheduleTuple": [{"SAScheduleTupleID": 1, "PMaxSchedule": {
+            **({"PMaxScheduleID": 1} if self.protocol == "din" else {}),
+            "PMaxScheduleEntry": [{"RelativeTimeInterval": {"start": 0, "duration": 86400},
+                                   "PMax": 0 if self.protocol == "din" else pv(0, "W")}]}}]}
         minimal: dict[str, dict] = {
             "SessionSetupRes": {"EVSEID": self._evse_id_for_protocol()},
-            "ServiceDiscoveryRes": ({"PaymentOptionList": {"PaymentOption": ["ExternalPayment"]},
-                                     "ChargeService": self._iso2_charge_service()} if self.protocol == "iso2" else {}),
+            "ServiceDetailRes": {"ServiceID": 0},
             "PaymentDetailsRes": {"GenChallenge": bytes(16), "EVSETimeStamp": int(time.time())},
             "AuthorizationRes": {"EVSEProcessing": "Finished"},
-            "ChargeParameterDiscoveryRes": {"EVSEProcessing": "Finished", **self._iso2_dc_charge_parameter()},
-            "CableCheckRes": {"DC_EVSEStatus": status2, "EVSEProcessing": "Finished"},
-            "PreChargeRes": {"DC_EVSEStatus": status2, "EVSEPresentVoltage": pv(0, "V")},
-            "PowerDeliveryRes": {"DC_EVSEStatus": status2},
-            "CurrentDemandRes": self._iso2_current_demand_body(0, 0) if self.protocol == "iso2" else {},
-            "WeldingDetectionRes": {"DC_EVSEStatus": status2, "EVSEPresentVoltage": pv(0, "V")},
+            "ChargeParameterDiscoveryRes": {"EVSEProcessing": "Finished", "SAScheduleList": empty_schedule,
+                                            **self._iso2_dc_charge_parameter(0)},
+            "CableCheckRes": {"DC_EVSEStatus": status, "EVSEProcessing": "Finished"},
+            "PreChargeRes": {"DC_EVSEStatus": status, "EVSEPresentVoltage": pv(0, "V")},
+            "PowerDeliveryRes": {"DC_EVSEStatus": status},
+            "CurrentDemandRes": {**self._iso2_current_demand_body(0, 0), "ResponseCode": code},
+            "MeteringReceiptRes": {"DC_EVSEStatus": status},
+            "ChargingStatusRes": {"EVSEID": self.secc.evse_id, "SAScheduleTupleID": 1,
+                                  "AC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": "None",
+                                                    "RCD": False}},
+            "WeldingDetectionRes": {"DC_EVSEStatus": status, "EVSEPresentVoltage": pv(0, "V")},
+            "CertificateInstallationRes": self._empty_installation(),
+            "CertificateUpdateRes": self._empty_installation(),
             "ContractAuthenticationRes": {"EVSEProcessing": "Finished"},
-            "DC_CableCheckRes": {"EVSEProcessing": "Finished"},
-            "DC_PreChargeRes": {"EVSEPresentVoltage": rn(0)},
-            "DC_WeldingDetectionRes": {"EVSEPresentVoltage": rn(0)},
-            "ScheduleExchangeRes": {"EVSEProcessing": "Finished"},
-            "AuthorizationSetupRes": {"AuthorizationServices": ["EIM"], "CertificateInstallationService": False,
-                                      "EIM_ASResAuthorizationMode": {}},
         }
-        if self.protocol == "iso20_dc":
-            minimal["SessionSetupRes"] = {"EVSEID": self.secc.evse_id}
-            minimal["ServiceDiscoveryRes"] = {"ServiceRenegotiationSupported": False,
-                                              "EnergyTransferServiceList": {"Service": [{"ServiceID": 2, "FreeService": False}]}}
+        if self.protocol == "iso2":
+            minimal["ServiceDiscoveryRes"] = {"PaymentOptionList": {"PaymentOption": ["ExternalPayment"]},
+                                              "ChargeService": self._iso2_charge_service()}
+        elif self.protocol == "din":
+            minimal["ServiceDiscoveryRes"] = {"PaymentOptions": {"PaymentOption": ["ExternalPayment"]},
+                                              "ChargeService": {"ServiceTag": {"ServiceID": 1, "ServiceCategory": "EVCharging"},
+                                                                "FreeService": False, "EnergyTransferType": "DC_extended"}}
+        else:
+            c = self.charger
+            minimal.update({
+                "SessionSetupRes": {"EVSEID": self.secc.evse_id},
+                "ServiceDiscoveryRes": {"ServiceRenegotiationSupported": False, "EnergyTransferServiceList": {
+                    "Service": [{"ServiceID": 2, "FreeService": False}]}},
+                "ServiceDetailRes": {"ServiceID": 0, "ServiceParameterList": {"ParameterSet": self._iso20_parameter_sets()[:1]}},
+                "DC_CableCheckRes": {"EVSEProcessing": "Finished"},
+                "DC_PreChargeRes": {"EVSEPresentVoltage": rn(0)},
+                "DC_WeldingDetectionRes": {"EVSEPresentVoltage": rn(0)},
+                "DC_ChargeParameterDiscoveryRes": {"DC_CPDResEnergyTransferMode": {
+                    "EVSEMaximumChargePower": rn(0), "EVSEMinimumChargePower": rn(0),
+                    "EVSEMaximumChargeCurrent": rn(0), "EVSEMinimumChargeCurrent": rn(0),
+                    "EVSEMaximumVoltage": rn(c.max_voltage), "EVSEMinimumVoltage": rn(c.min_voltage)}},
+                "DC_ChargeLoopRes": {"EVSEPresentCurrent": rn(0), "EVSEPresentVoltage": rn(c.present_voltage),
+                                     "EVSEPowerLimitAchieved": False, "EVSECurrentLimitAchieved": False,
+                                     "EVSEVoltageLimitAchieved": False, "Scheduled_DC_CLResControlMode": {}},
+                "PowerDeliveryRes": {},
+                "ScheduleExchangeRes": {"EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {}},
+                "CertificateInstallationRes": {"EVSEProcessing": "Finished"},
+                "AuthorizationSetupRes": {"AuthorizationServices": ["EIM"], "CertificateInstallationService": False,
+                                          "EIM_ASResAuthorizationMode": {}},
+            })
         body.update(minimal.get(response_name, {}))
         return body
 
@@ -1128,7 +1158,8 @@ class _Session:
     async def _iso20_dc_AuthorizationSetupReq(self, body: dict, exi: bytes) -> dict:
         pnc = self.secc.tls and self.secc.pki is not None and self.secc.offer_pnc
         res: dict = {"ResponseCode": "OK", "AuthorizationServices": ["EIM", "PnC"] if pnc else ["EIM"],
-                     "CertificateInstallationService": bool(pnc and self.secc.offer_certificate_installation)}
+                     # -20 certificate installation (ECDH + AES-GCM, [V2G20-2491..]) is not emulated yet
+                     "CertificateInstallationService": False}
         if pnc:
             self.gen_challenge = os.urandom(16)
             res["PnC_ASResAuthorizationMode"] = {"GenChallenge": self.gen_challenge}
