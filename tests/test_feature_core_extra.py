@@ -136,3 +136,43 @@ def test_csms_offline_and_clock_faults_raise() -> None:
     with pytest.raises(ValueError):
         cx._reject_clock_readings(clock, {"meterValue": [{"sampledValue": [{"context": "Sample.Clock"}]}]})  # type: ignore[arg-type]
     cx._reject_clock_readings(clock, {"meterValue": [{"sampledValue": [{"context": "Sample.Periodic"}]}]})  # type: ignore[arg-type]
+
+
+class RetrySim(FakeSim):
+    """Enough of a station simulator for the E13 retry decision."""
+
+    def __init__(self, fault: str | None = None, attempts: str = "3"):
+        super().__init__(fault)
+        self.conn = object()
+        self.evses: dict[int, Any] = {}
+        self.spawned: list[Any] = []
+        self.settings = {cx.MESSAGE_ATTEMPTS: attempts, cx.MESSAGE_ATTEMPT_INTERVAL: "2"}
+
+    def read_setting(self, s: Any) -> str:
+        return self.settings[s]
+
+    def spawn(self, coro: Any, name: str = "") -> None:
+        self.spawned.append(coro)
+        coro.close()                                  # not run: only the decision is under test
+
+
+def _ended(seq: int = 4) -> dict[str, Any]:
+    return {"eventType": "Ended", "seqNo": seq, "transactionInfo": {"transactionId": "T1"}}
+
+
+def test_unprocessed_tx_message_is_retried_until_attempts_run_out() -> None:
+    front = SimpleNamespace(sim=RetrySim(attempts="3"), version="2.0.1")
+    for expected_retries in (1, 2, 2):                # 3 attempts in all: 2 retries, then give up
+        cx._maybe_retry(front, _ended(), None)       # type: ignore[arg-type]
+        assert len(front.sim.spawned) == expected_retries
+    assert cx._state(front).attempts == {}
+
+
+def test_answered_tx_message_is_not_retried_and_faults_act() -> None:
+    front = SimpleNamespace(sim=RetrySim(), version="2.0.1")
+    cx._maybe_retry(front, _ended(), {})             # type: ignore[arg-type]
+    assert front.sim.spawned == []
+    lazy = SimpleNamespace(sim=RetrySim("tx_message_not_retried"), version="2.0.1")
+    cx._maybe_retry(lazy, _ended(), None)            # type: ignore[arg-type]
+    assert lazy.sim.spawned == []
+    assert cx._next_seq_no(RetrySim(), _ended(4)) == 5   # type: ignore[arg-type]

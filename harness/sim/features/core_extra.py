@@ -43,14 +43,18 @@ ALIGNED_MEASURANDS = (ENERGY, "Power.Active.Import", "Current.Import", "Voltage"
 # ClockAlignedDataInterval (same concept); the read-only flags get a distinct `minimum`.
 ALIGNED_INTERVAL = Setting(None, "int", const="0")
 ALIGNED_MEASURANDS_SETTING = Setting(None, "list", const=ENERGY, choices=ALIGNED_MEASURANDS)
+# E13: how often a transaction message is tried and the wait unit between tries.
+MESSAGE_ATTEMPTS = Setting(None, "int", const="3", minimum=1)
+MESSAGE_ATTEMPT_INTERVAL = Setting(None, "int", const="2", minimum=0)
 _RO = {"readonly": True}
 
 
 class _State:
-    """Per station simulator: connectors whose retention lock is broken."""
+    """Per station simulator: connectors whose retention lock is broken; tries per transaction message."""
 
     def __init__(self) -> None:
         self.broken_locks: set[tuple[int, int]] = set()
+        self.attempts: dict[tuple[Any, ...], int] = {}
 
 
 def _state(front: "FrontEnd") -> _State:
@@ -164,6 +168,52 @@ def _answered(front: "FrontEnd", action: str, payload: dict[str, Any], response:
     if (action == "TransactionEvent" and response and front.sim.has("invalid_id_in_tx_response_ignored")
             and isinstance(response.get("idTokenInfo"), dict)):
         response["idTokenInfo"]["status"] = "Accepted"
+    if action == "TransactionEvent" and front.version == V201:
+        _maybe_retry(front, payload, response)
+
+
+def _message_key(payload: dict[str, Any]) -> tuple[Any, ...]:
+    info = payload.get("transactionInfo") or {}
+    return (info.get("transactionId"), payload.get("seqNo"), payload.get("eventType"))
+
+
+def _maybe_retry(front: "FrontEnd", payload: dict[str, Any], response: dict[str, Any] | None) -> None:
+    """E13: a TransactionEvent the CSMS did not process (CALLERROR / no answer) is tried again,
+    MessageAttempts times in all, waiting MessageAttemptInterval × tries so far, ahead of the queue."""
+    sim, st = front.sim, _state(front)
+    key = _message_key(payload)
+    if response is not None:
+        st.attempts.pop(key, None)
+        return
+    if sim.conn is None or sim.has("tx_message_not_retried"):
+        return                                                # (a lost connection keeps it queued anyway)
+    tries = st.attempts.get(key, 1)
+    if tries >= int(sim.read_setting(MESSAGE_ATTEMPTS) or 1):
+        st.attempts.pop(key, None)                            # E13.FR.03: give up, drop the message
+        return
+    st.attempts[key] = tries + 1
+    again = dict(payload)
+    if sim.has("tx_retry_new_seqno"):
+        again["seqNo"] = _next_seq_no(sim, payload)           # the bug: the event is rebuilt, not resent
+        st.attempts[_message_key(again)] = tries + 1
+    delay = float(sim.read_setting(MESSAGE_ATTEMPT_INTERVAL) or 0) * tries
+    sim.spawn(_resend(sim, again, delay), "tx-message-retry")
+
+
+def _next_seq_no(sim: "StationSimulator", payload: dict[str, Any]) -> int:
+    tx_id = (payload.get("transactionInfo") or {}).get("transactionId")
+    for evse in sim.evses.values():
+        if evse.tx is not None and evse.tx.tx_id == tx_id:
+            evse.tx.seq_no += 1
+            return evse.tx.seq_no - 1
+    return int(payload.get("seqNo", 0)) + 1
+
+
+async def _resend(sim: "StationSimulator", payload: dict[str, Any], delay: float) -> None:
+    await asyncio.sleep(delay)
+    sim.enqueue("TransactionEvent", payload, persistent=True)
+    item = sim._outbox.pop()                                  # the retry goes first: order is kept
+    sim._outbox.appendleft(item)
 
 
 async def _token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type: str) -> str | None:
@@ -226,6 +276,11 @@ def _csms_transaction_event(sim: "CsmsSimulator", st: "StationState", p: dict[st
     if p.get("offline") and sim.faulty("csms_rejects_offline_events", V201):
         raise RuntimeError("transaction event timestamp outside the accepted window")   # → CALLERROR InternalError
     _reject_clock_readings(sim, p)
+    if sim.faulty("csms_rejects_duplicate_tx_event", V201):
+        known = st.transactions.get((p.get("transactionInfo") or {}).get("transactionId"))
+        seq_no = p.get("seqNo")
+        if known is not None and known.seq_no is not None and isinstance(seq_no, int) and seq_no <= known.seq_no:
+            raise KeyError(f"duplicate key (transaction, seqNo {seq_no})")   # the bug: a retry is an error
     return csms201._transaction_event(sim, st, p)
 
 
@@ -258,6 +313,8 @@ FEATURE = Feature(
         ("AlignedDataCtrlr", "Enabled", None): Setting(None, "bool", const="true", minimum=9301, **_RO),
         ("AlignedDataCtrlr", "Interval", None): ALIGNED_INTERVAL,
         ("AlignedDataCtrlr", "Measurands", None): ALIGNED_MEASURANDS_SETTING,
+        ("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"): MESSAGE_ATTEMPTS,
+        ("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent"): MESSAGE_ATTEMPT_INTERVAL,
         ("TxCtrlr", "StopTxOnEVSideDisconnect", None): Setting(None, "bool", const="true",
                                                                minimum=9302, **_RO),
     },
@@ -288,6 +345,10 @@ FEATURE = Feature(
             "A TransactionEvent response with idTokenInfo not Accepted is ignored: charging goes on (E05)."),
         _cs("charging_state_not_updated",
             "When the EV stops drawing power (full), the station keeps reporting chargingState Charging (E15)."),
+        _cs("tx_message_not_retried",
+            "A TransactionEvent the CSMS answers with a CALLERROR (or not at all) is dropped, never tried again (E13)."),
+        _cs("tx_retry_new_seqno",
+            "A TransactionEvent the CSMS did not process is rebuilt with a new seqNo instead of being resent as it was."),
         _cs("aligned_meter_values_missing",
             "AlignedDataCtrlr.Interval is accepted but no clock-aligned meter values are ever sent (J01)."),
         _cs("aligned_context_periodic",
@@ -300,6 +361,9 @@ FEATURE = Feature(
     csms_faults=[
         _csms("csms_rejects_offline_events",
               "TransactionEvents flagged offline=true are answered with CALLERROR InternalError (stale timestamp check)."),
+        _csms("csms_rejects_duplicate_tx_event",
+              "A retried TransactionEvent (a seqNo already stored for that transaction) is answered with CALLERROR "
+              "InternalError instead of being acknowledged again (E13)."),
         _csms("meter_values_clock_rejected",
               "MeterValues / TransactionEvents with clock-aligned readings (context Sample.Clock) are answered "
               "with CALLERROR InternalError."),
