@@ -13,6 +13,15 @@ Station simulator (OCPP 2.0.1):
   station reports ConnectorPlugRetentionLock.Problem = true in a NotifyEvent (G05.FR.01/02).
 - TxCtrlr.StopTxOnEVSideDisconnect (read-only true): the core ends the transaction when the
   cable leaves the EV (E09), so the device model says so.
+- retries of transaction messages (E13): a TransactionEvent the CSMS answers with a CALLERROR
+  (or not at all) is sent again, unchanged and ahead of the queue, after
+  OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent] × tries so far, up to
+  MessageAttempts[TransactionEvent] tries in all; then it is dropped.
+- another token during a transaction (C09 GroupId, C16 Master Pass): the station authorizes
+  it; the same groupIdToken as the starting token's stops the transaction (Local), a
+  groupIdToken equal to AuthCtrlr.MasterPassGroupId stops every transaction (MasterPass),
+  anything else changes nothing. The core has no hook here, so the front end's on_token is
+  wrapped once after the first accepted boot.
 
 Faults: the Core-profile bugs of the station (offline queueing E11/E12/E08, status after an
 offline period B04, reset with a transaction B12, token types C02/C04/C06, E05, E15, J01,
@@ -46,6 +55,7 @@ ALIGNED_MEASURANDS_SETTING = Setting(None, "list", const=ENERGY, choices=ALIGNED
 # E13: how often a transaction message is tried and the wait unit between tries.
 MESSAGE_ATTEMPTS = Setting(None, "int", const="3", minimum=1)
 MESSAGE_ATTEMPT_INTERVAL = Setting(None, "int", const="2", minimum=0)
+MASTER_PASS_GROUP = Setting(None, "str", const="", minimum=9303)   # AuthCtrlr.MasterPassGroupId ("" = none)
 _RO = {"readonly": True}
 
 
@@ -55,6 +65,7 @@ class _State:
     def __init__(self) -> None:
         self.broken_locks: set[tuple[int, int]] = set()
         self.attempts: dict[tuple[Any, ...], int] = {}
+        self.groups: dict[str, str] = {}                      # idToken → groupIdToken the CSMS gave it
 
 
 def _state(front: "FrontEnd") -> _State:
@@ -121,6 +132,7 @@ def _boot_accepted(front: "FrontEnd") -> None:
         return
     sim.spawn(_aligned_loop(front, sim.conn), "aligned-meter-values", session=True)
     _offline_queue_faults(sim)
+    _install_token_wrapper(front)
 
 
 def _offline_queue_faults(sim: "StationSimulator") -> None:
@@ -170,6 +182,61 @@ def _answered(front: "FrontEnd", action: str, payload: dict[str, Any], response:
         response["idTokenInfo"]["status"] = "Accepted"
     if action == "TransactionEvent" and front.version == V201:
         _maybe_retry(front, payload, response)
+    if action in ("Authorize", "TransactionEvent") and response:
+        _learn_group(front, payload, response)
+
+
+def _learn_group(front: "FrontEnd", payload: dict[str, Any], response: dict[str, Any]) -> None:
+    token = (payload.get("idToken") or {}).get("idToken")
+    group = ((response.get("idTokenInfo") or {}).get("groupIdToken") or {}).get("idToken")
+    if token and group:
+        _state(front).groups[str(token)] = str(group)
+
+
+# ---- another token while a transaction runs: GroupId (C09) and Master Pass (C16) ----------------
+
+def _install_token_wrapper(front: "FrontEnd") -> None:
+    """The core only knows "the same token again stops"; a different token presented during a
+    transaction is handled here. There is no core hook for it, so the front end's on_token is
+    wrapped once (the front end lives as long as its simulator)."""
+    if getattr(front, "_core_extra_wrapped", False):
+        return
+    core_on_token = front.on_token
+
+    async def on_token(evse: "Evse", id_token: str, token_type: str) -> None:
+        tx = evse.tx
+        if tx is not None and not tx.ended and tx.id_token != id_token:
+            await _other_token_during_tx(front, evse, id_token, token_type)
+            return
+        await core_on_token(evse, id_token, token_type)
+
+    front.on_token = on_token                                 # type: ignore[method-assign]
+    front._core_extra_wrapped = True                          # type: ignore[attr-defined]
+
+
+async def _other_token_during_tx(front: "FrontEnd", evse: "Evse", id_token: str, token_type: str) -> None:
+    sim, st = front.sim, _state(front)
+    tx = evse.tx
+    assert tx is not None
+    resp = await sim.enqueue("Authorize", {"idToken": {"idToken": id_token, "type": token_type}})
+    info = (resp or {}).get("idTokenInfo") or {}
+    if info.get("status") != "Accepted" or evse.tx is not tx:
+        return
+    group = (info.get("groupIdToken") or {}).get("idToken")
+    master = sim.read_setting(MASTER_PASS_GROUP)
+    if master and group == master and not sim.has("master_pass_ignored"):
+        for other in list(sim.evses.values()):                # C16.FR.02 (no UI): stop them all
+            if other.tx is not None and not other.tx.ended:
+                front.end_tx(other, "StopAuthorized", "MasterPass", "EVConnected",   # type: ignore[attr-defined]
+                             id_token=(id_token, token_type))
+        return
+    same_group = group is not None and group == st.groups.get(tx.id_token)
+    if sim.has("group_id_not_checked"):
+        same_group = True                                     # the bug: any accepted token may stop
+    elif sim.has("group_id_ignored"):
+        same_group = False                                    # the bug: only the very same token stops
+    if same_group:                                            # C09.FR.03/04: a group member may stop it
+        front.end_tx(evse, "StopAuthorized", "Local", "EVConnected", id_token=(id_token, token_type))   # type: ignore[attr-defined]
 
 
 def _message_key(payload: dict[str, Any]) -> tuple[Any, ...]:
@@ -313,6 +380,7 @@ FEATURE = Feature(
         ("AlignedDataCtrlr", "Enabled", None): Setting(None, "bool", const="true", minimum=9301, **_RO),
         ("AlignedDataCtrlr", "Interval", None): ALIGNED_INTERVAL,
         ("AlignedDataCtrlr", "Measurands", None): ALIGNED_MEASURANDS_SETTING,
+        ("AuthCtrlr", "MasterPassGroupId", None): MASTER_PASS_GROUP,
         ("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"): MESSAGE_ATTEMPTS,
         ("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent"): MESSAGE_ATTEMPT_INTERVAL,
         ("TxCtrlr", "StopTxOnEVSideDisconnect", None): Setting(None, "bool", const="true",
@@ -345,6 +413,12 @@ FEATURE = Feature(
             "A TransactionEvent response with idTokenInfo not Accepted is ignored: charging goes on (E05)."),
         _cs("charging_state_not_updated",
             "When the EV stops drawing power (full), the station keeps reporting chargingState Charging (E15)."),
+        _cs("group_id_ignored",
+            "A different idToken with the same groupIdToken cannot stop a transaction; only the starting token can (C09)."),
+        _cs("group_id_not_checked",
+            "Any Accepted idToken presented during a transaction stops it, whatever its groupIdToken (C09)."),
+        _cs("master_pass_ignored",
+            "An idToken whose groupIdToken is AuthCtrlr.MasterPassGroupId does not stop the running transactions (C16)."),
         _cs("tx_message_not_retried",
             "A TransactionEvent the CSMS answers with a CALLERROR (or not at all) is dropped, never tried again (E13)."),
         _cs("tx_retry_new_seqno",
