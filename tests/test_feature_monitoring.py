@@ -225,3 +225,21 @@ def test_get_report_filters() -> None:
         faulty = _sim("get_report_ignores_criteria")
         assert len(reports.select(faulty.front, None, ["Problem"])) == len(faulty.front.variables)
     run(go())
+
+
+def test_limit_already_exceeded_alerts_when_set_and_factory_default_drops_custom() -> None:
+    async def go() -> None:
+        sim = _sim()
+        await monitoring._set_measurement(sim, {"variable": "Temperature", "value": 45})
+        [r] = await _set(sim, _mon("Temperature", "UpperThreshold", 40, severity=4))
+        assert [(e["variableMonitoringId"], e.get("cleared", False)) for e in _events(sim)] == [(r["id"], False)]
+        [again] = await _set(sim, _mon("Temperature", "UpperThreshold", 50, severity=4, id=r["id"]))
+        assert again["status"] == "Accepted" and _events(sim)[-1].get("cleared") is True   # N07.FR.11
+        [moved] = await _set(sim, _mon("Power", "UpperThreshold", 50, severity=4, id=r["id"]))
+        assert moved["status"] == "Rejected"                                                # N04.FR.16
+        assert all(n["seqNo"] == 0 for n in _sent(sim, "NotifyEvent"))
+        await _call(sim, "SetMonitoringBase", {"monitoringBase": "FactoryDefault"})
+        assert set(monitoring.state(sim.front).active()) == {1, 2}
+        await _call(sim, "SetMonitoringBase", {"monitoringBase": "All"})
+        assert set(monitoring.state(sim.front).active()) == {1, 2, 3}
+    run(go())

@@ -12,15 +12,17 @@ value (a hot connector, a power step); GetVariables reads the same values.
   a negative Delta, a non-positive period or an id that is unknown or hard-wired, Duplicate
   for a second monitor of the same variable, type and severity; an id of a monitor the
   station holds replaces it.
-- SetMonitoringBase (N03): All / FactoryDefault activate those preconfigured monitors and
-  keep custom ones; HardWiredOnly clears custom monitors and disables preconfigured ones.
+- SetMonitoringBase (N03): All activates every preconfigured monitor and keeps custom ones;
+  FactoryDefault removes custom monitors and restores the factory-default set; HardWiredOnly
+  removes custom monitors and disables the preconfigured ones.
 - SetMonitoringLevel (N05): events of monitors with a severity above the level are not sent.
 - ClearVariableMonitoring (N06): Accepted, NotFound, Rejected for a hard-wired monitor.
 - GetMonitoringReport (N02): filtered by componentVariable and monitoringCriteria, one
   NotifyMonitoringReport, EmptyResultSet when nothing matches.
-- Events: a threshold crossing (and its clearing) and a delta send NotifyEvent with the
-  monitor's id and kind (N07); a Periodic / PeriodicClockAligned monitor reports every
-  `value` seconds (N08).
+- Events: a threshold crossing (and its clearing, also when a new or changed limit is already
+  exceeded) and a delta send NotifyEvent with the monitor's id and kind (N07); a Periodic /
+  PeriodicClockAligned monitor reports every `value` seconds (N08). Each NotifyEvent is a
+  one-message report (seqNo 0).
 
 CSMS simulator: operator actions set_variable_monitoring, clear_variable_monitoring,
 get_monitoring_report, set_monitoring_base, set_monitoring_level.
@@ -94,7 +96,6 @@ class MonitoringState:
     custom: dict[int, Monitor] = field(default_factory=dict)
     next_id: int = FIRST_CUSTOM_ID
     event_id: int = 0
-    seq_no: int = 0
 
     def active(self) -> dict[int, Monitor]:
         """Monitors in force under the current monitoring base, by id."""
@@ -143,14 +144,26 @@ def _send_events(front: FrontEnd, items: list[tuple[Monitor, str, str, bool]]) -
             event["cleared"] = True
         data.append(event)
     if data:
-        sim.enqueue("NotifyEvent", {"generatedAt": _now(), "seqNo": st.seq_no, "tbc": False, "eventData": data})
-        st.seq_no += 1
+        # N07.FR.07 / N08.FR.04: each report here is a single message, so its seqNo is 0.
+        sim.enqueue("NotifyEvent", {"generatedAt": _now(), "seqNo": 0, "tbc": False, "eventData": data})
     return data
 
 
 def _now() -> str:
     from ..station import now_iso              # late: station imports the features package
     return now_iso()
+
+
+def _threshold(front: FrontEnd, m: Monitor, actual: str) -> list[tuple[Monitor, str, str, bool]]:
+    """N07.FR.16/17: alert when the value goes beyond the limit (not at it); report cleared when it returns."""
+    value = _number(actual)
+    if value is None or front.sim.has("monitor_not_triggered"):
+        return []
+    beyond = value > m.value if m.type == "UpperThreshold" else value < m.value
+    if beyond == m.alerting:
+        return []
+    m.alerting = beyond
+    return [(m, "Alerting", actual, not beyond)]
 
 
 def evaluate(front: FrontEnd, variable: str, old: str, new: str) -> list[tuple[Monitor, str, str, bool]]:
@@ -163,11 +176,8 @@ def evaluate(front: FrontEnd, variable: str, old: str, new: str) -> list[tuple[M
     for m in st.active().values():
         if m.variable != variable or (m.transaction and not _tx_ongoing(sim)):
             continue
-        if m.type in THRESHOLDS and value is not None:
-            beyond = value > m.value if m.type == "UpperThreshold" else value < m.value
-            if beyond != m.alerting:
-                m.alerting = beyond
-                fired.append((m, "Alerting", new, not beyond))
+        if m.type in THRESHOLDS:
+            fired += _threshold(front, m, new)
         elif m.type == "Delta":
             if m.reference is None:
                 m.reference = old                    # the value when the monitor first saw a change
@@ -247,22 +257,23 @@ async def _set_variable_monitoring(front: FrontEnd, p: dict[str, Any]) -> Reply:
             results.append(result)
             continue
         mid = item.get("id")
-        if status == "Accepted" and mid is not None:
-            known = st.active().get(mid)
-            if known is None or known.kind == "HardWiredMonitor":
-                status = "Rejected"                   # only a monitor the station holds can be replaced
-        if status == "Accepted" and mid is None and any(
-                m.variable == item["variable"]["name"] and m.type == item["type"] and m.severity == item["severity"]
-                for m in st.active().values()):
-            status = "Duplicate"
+        known = st.active().get(mid) if mid is not None else None
+        if status == "Accepted" and mid is not None and (
+                known is None or known.kind == "HardWiredMonitor" or known.variable != item["variable"]["name"]):
+            status = "Rejected"                       # N04.FR.13/16/18: only a matching, changeable monitor is replaced
+        if status == "Accepted" and any(
+                m.id != mid and m.variable == item["variable"]["name"] and m.type == item["type"]
+                and m.severity == item["severity"] for m in st.active().values()):
+            status = "Duplicate"                      # N04.FR.10
         result: dict[str, Any] = {"status": status, "type": item["type"], "severity": item["severity"],
                                   "component": item["component"], "variable": item["variable"]}
         if status == "Accepted":
             if mid is None:
                 mid, st.next_id = st.next_id, st.next_id + 1
-            st.preconfigured.pop(mid, None)           # a replaced preconfigured monitor becomes custom
+            st.preconfigured.pop(mid, None)           # N04.FR.15: a replaced preconfigured monitor becomes custom
             m = Monitor(mid, item["variable"]["name"], item["type"], float(item["value"]), int(item["severity"]),
                         transaction=bool(item.get("transaction", False)))
+            m.alerting = bool(known is not None and known.type == m.type and known.alerting)
             if m.type == "Delta":
                 m.reference = measured(front.sim, m.variable)   # changes count from the value now
             st.custom[mid] = m
@@ -272,6 +283,11 @@ async def _set_variable_monitoring(front: FrontEnd, p: dict[str, Any]) -> Reply:
 
     async def run() -> None:
         _start_periodic(front, started)
+        fired = []                                    # N07.FR.11: a new limit may already be exceeded (or cleared)
+        for m in started:
+            if m.type in THRESHOLDS:
+                fired += [f for f in _threshold(front, m, measured(front.sim, m.variable))]
+        _send_events(front, fired)
     return Reply({"setMonitoringResult": results}, run if started else None)
 
 
@@ -281,8 +297,9 @@ async def _set_monitoring_base(front: FrontEnd, p: dict[str, Any]) -> Reply:
         return Reply({"status": "Accepted"})         # the bug: nothing changes
     before = set(st.active())
     st.base = p["monitoringBase"]
-    if st.base == "HardWiredOnly":
-        st.custom.clear()                             # N03: custom monitors are removed (preconfigured: inactive)
+    if st.base in ("FactoryDefault", "HardWiredOnly"):
+        st.custom.clear()                             # N03.FR.04/05: custom monitors (also changed preconfigured) go
+        st.preconfigured = _preconfigured()           # the manufacturer's set is restored (HardWiredOnly: inactive)
     new = [m for i, m in st.active().items() if i not in before]
 
     async def run() -> None:
