@@ -7,7 +7,8 @@ Station simulator (OCPP 2.0.1):
   with triggerReason MeterValueClock; both with context Sample.Clock and the aligned
   instant as timestamp (J01.FR.01/02/03/06). Interval 0 switches it off (the default).
 - the start button (C02): action `press_start_button {evse}` authorizes with an idToken of
-  type NoAuthorization, locally, without an AuthorizeRequest.
+  type NoAuthorization, locally, without an AuthorizeRequest; an idToken of type Central
+  (credit/debit card paid at the payment terminal, C03) is not sent in an AuthorizeRequest either.
 - lock failure (G05): action `lock_failure {evse, connector}` breaks the connector's
   retention lock; the next driver who tries to start there gets no transaction and the
   station reports ConnectorPlugRetentionLock.Problem = true in a NotifyEvent (G05.FR.01/02).
@@ -294,6 +295,8 @@ async def _token_gate(front: "FrontEnd", evse: "Evse", id_token: str, token_type
         return "LockFailure"                                  # G05.FR.01: no charging without a locked plug
     if token_type == "NoAuthorization" and not sim.has("start_button_sends_authorize"):
         return "Accepted"                                     # C02: nothing to ask the CSMS about
+    if token_type == "Central" and not sim.has("central_token_sends_authorize"):
+        return "Accepted"                                     # C03.FR.01: authorized already (payment terminal)
     return None
 
 
@@ -409,6 +412,8 @@ FEATURE = Feature(
             "Every idToken is reported as type ISO14443, whatever was presented (KeyCode PIN, Local id, …)."),
         _cs("start_button_sends_authorize",
             "The start button (NoAuthorization) sends an AuthorizeRequest and waits for the CSMS's verdict."),
+        _cs("central_token_sends_authorize",
+            "An idToken of type Central (e.g. from the payment terminal) is sent in an AuthorizeRequest (C03.FR.01)."),
         _cs("invalid_id_in_tx_response_ignored",
             "A TransactionEvent response with idTokenInfo not Accepted is ignored: charging goes on (E05)."),
         _cs("charging_state_not_updated",
