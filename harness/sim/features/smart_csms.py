@@ -57,6 +57,7 @@ class SmartCsmsState:
     needs_answered: set[tuple[int, str]] = field(default_factory=set)      # (evse, tx) already given a profile
     hlc_profiles: dict[int, dict[str, Any]] = field(default_factory=dict)  # evse → TxProfile sent for the EV
     limits: dict[int, dict[str, Any]] = field(default_factory=dict)        # evse (0 = station) → external limit
+    profile_ids: set[int] = field(default_factory=set)                    # ids the operator's profiles were sent with
     ev_schedules: list[dict[str, Any]] = field(default_factory=list)       # NotifyEVChargingSchedule received
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -159,6 +160,17 @@ def _op_set_charging_profile(version: str):
         profile = build_profile(sim, st, version, params)
         if sim.faulty("set_profile_wrong_stack_level", version):
             profile["stackLevel"] = int(profile.get("stackLevel", 0)) + 1   # the bug: UI level 1-based, wire 0-based
+        if sim.faulty("max_profile_wrong_evse", version) and target == 0 \
+                and profile.get("chargingProfilePurpose") in _MAX_ALIASES:
+            target = 1                           # the bug: the station cap goes to the first EVSE
+        if sim.faulty("recurring_sent_as_absolute", version) and profile.get("chargingProfileKind") == "Recurring":
+            profile["chargingProfileKind"] = "Absolute"                     # the bug: the recurrence is lost
+            profile.pop("recurrencyKind", None)
+        id_key = "id" if version == V201 else "chargingProfileId"
+        sent = csms_state(st).profile_ids
+        if sim.faulty("replace_profile_new_id", version) and profile.get(id_key) in sent:
+            profile[id_key] = max(sent) + 1      # the bug: every edit is stored as a new profile
+        sent.add(int(profile.get(id_key, 0)))
         if version == V201:
             _remember_tx_profile(st, target, profile)
             return "SetChargingProfile", {"evseId": target, "chargingProfile": profile}, True
@@ -215,7 +227,8 @@ def _op_get_charging_profiles(sim: CsmsSimulator, st: StationState, params: dict
     else:
         request_id = sim.next_remote_start_id()
     criterion: dict[str, Any] = {}
-    if not sim.faulty("get_charging_profiles_drops_filter", V201):
+    dropped = sim.faulty("get_charging_profiles_drops_filter", V201)
+    if not dropped:
         if params.get("purpose") is not None:
             criterion["chargingProfilePurpose"] = _purpose(V201, str(params["purpose"]))
         if params.get("stack_level") is not None:
@@ -226,7 +239,7 @@ def _op_get_charging_profiles(sim: CsmsSimulator, st: StationState, params: dict
             criterion["chargingLimitSource"] = [str(s) for s in params["sources"]]
     payload: dict[str, Any] = {"requestId": request_id, "chargingProfile": criterion}
     target = _target(params)
-    if target is not None:
+    if target is not None and not dropped:
         payload["evseId"] = target
     return "GetChargingProfiles", payload, True
 
@@ -400,7 +413,15 @@ FEATURE = Feature(
               "Every GetChargingProfiles carries requestId 1, so the ReportChargingProfiles of two requests "
               "cannot be told apart."),
         Fault("get_charging_profiles_drops_filter", "csms", (V201,),
-              "GetChargingProfiles leaves out the operator's purpose / stackLevel / id / source filter."),
+              "GetChargingProfiles leaves out the operator's EVSE and purpose / stackLevel / id / source filter."),
+        Fault("max_profile_wrong_evse", "csms", (V16, V201),
+              "A station-wide maximum (ChargingStationMaxProfile / ChargePointMaxProfile) is sent for EVSE/connector 1 "
+              "instead of 0."),
+        Fault("recurring_sent_as_absolute", "csms", (V16, V201),
+              "A Recurring profile is sent as Absolute without recurrencyKind: it applies once instead of every day/week."),
+        Fault("replace_profile_new_id", "csms", (V16, V201),
+              "Changing a profile sends it under a new chargingProfileId instead of the one it replaces, so the "
+              "station keeps the old profile too."),
         Fault("composite_request_wrong_unit", "csms", (V16, V201),
               "GetCompositeSchedule asks for the other chargingRateUnit than the operator chose (W ↔ A)."),
         Fault("ev_charging_needs_ignored", "csms", (V201,),
