@@ -259,6 +259,43 @@ def test_certificate_installation_end_to_end_with_the_csms_simulator_answer():
     with_station(body, answer=answer)
 
 
+def test_contract_of_an_unknown_root_goes_to_the_csms_as_certificate():
+    """CentralContractValidationAllowed: the station holds no root for the contract, so it sends the
+    PEM chain in Authorize.certificate; the CSMS simulator finds no trusted root → CertChainError."""
+    from harness.sim.api import CsmsSimConfig
+
+    csms = CsmsSimulator(CsmsSimConfig())
+    st = StationState("CS1")
+
+    def answer(action, payload):
+        if action == "Authorize":
+            return pnc._csms_authorize(csms, st, payload)
+        return {}
+
+    async def body(sim, sent):
+        from harness.iso15118.evcc import Evcc, EvccSessionFailed
+
+        pki = pnc.sim_v2g_pki(sim)
+        where = await sim.perform("secc", {"evse": 1, "tls": True})
+        evcc = Evcc("iso2", pki=pki, tls=True, auth="pnc")
+        evcc._use_contract(pki.keys["contract_foreign_root"], [pki.certs[n] for n in (
+            "contract_foreign_root", "foreign_mo_subca2", "foreign_mo_subca1")])
+        await evcc.connect(where["host"], where["port"], timeout=5)
+        try:
+            await evcc.run({"ongoing_interval": 0.05, "max_ongoing": 40})
+        except EvccSessionFailed:
+            pass
+        finally:
+            await evcc.close()
+        (authorize,) = calls(sent, "Authorize")
+        assert "certificate" in authorize and "iso15118CertificateHashData" not in authorize
+        assert authorize["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+        codes = [x.response["ResponseCode"] for x in evcc.exchanges if x.response_name == "AuthorizationRes"]
+        assert codes[-1] == "FAILED_CertChainError"
+        assert not calls(sent, "TransactionEvent")
+    with_station(body, answer=answer)
+
+
 # -- CSMS side ---------------------------------------------------------------------------------------
 
 def _hash_data(name: str) -> list[dict[str, str]]:

@@ -262,6 +262,7 @@ async def _secc_action(sim: "StationSimulator", params: dict[str, Any]) -> dict[
         secc = Secc(protocols, charger=charger, pki=pki if use_tls else None, tls=use_tls, trace=sim.trace,
                     fault=fault, sequence_timeout=float(params.get("sequence_timeout", 60)))
         secc.offer_pnc = _setting(sim, PNC_ENABLED)
+        secc.defer_unknown_root = _setting(sim, CENTRAL_VALIDATION)
         host, port = await secc.start("::1", int(params.get("port", 0)))
         entry = EvseSecc(evse_id, secc, host, port, use_tls)
         secc.hooks = _hooks(sim, evse_id)
