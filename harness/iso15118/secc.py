@@ -469,8 +469,9 @@ class _Session:
         self.payment = ""
         self.ongoing_since: float | None = None
         self.offered_services: set[int] = set()
-        self.cert_installation_exi: bytes | None = None
-        self.last_message_time = time.monotonic()
+        self.signature: dict | None = None          # header Signature of the request being handled
+        self.pmax: float | None = None              # PMax offered in the SAScheduleTuple
+        self.ev_max_voltage: float | None = None    # the EV's own limit from ChargeParameterDiscovery
 
     # -- wire ----------------------------------------------------------------------------------------
     def _trace(self, direction: str, schema: str, name: str, message: dict, exi: bytes) -> None:
@@ -885,7 +886,9 @@ class _Session:
                 try:
                     status = ocsp_status(cert, issuer, timeout=3)
                 except OcspError as exc:
-                    self.record.reason = f"OCSP unavailable: {exc}"
+                    if self.secc.trace is not None:
+                        self.secc.trace.event(self.record.peer, f"OCSP unavailable, the backend decides: {exc}",
+                                              "V2G_NOTE")
                     continue     # no answer: the CSMS decides (Authorize with iso15118CertificateHashData)
                 if status == "revoked":
                     self.record.reason = f"{_cn(cert)} revoked per OCSP"
@@ -909,7 +912,7 @@ class _Session:
         challenge = bytes(16) if self.secc.fault == "secc_wrong_gen_challenge" else self.gen_challenge
         return {"ResponseCode": code, "GenChallenge": challenge, "EVSETimeStamp": int(time.time())}
 
-    async def _authorize(self, name: str) -> tuple[str, str]:
+    async def _authorize(self) -> tuple[str, str]:
         """(ResponseCode, EVSEProcessing) from the hooks, with the Ongoing time limit."""
         hooks = self.secc.hooks
         try:
@@ -950,7 +953,7 @@ class _Session:
                 if problem:
                     self.violation("AuthorizationReq signature", problem, "AuthorizationReq")
                     return {"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"}
-        code, processing = await self._authorize("AuthorizationReq")
+        code, processing = await self._authorize()
         return {"ResponseCode": code, "EVSEProcessing": processing}
 
     def _check_signature(self, schema: str, elements: dict, public_key: Any) -> str | None:
@@ -1052,7 +1055,7 @@ class _Session:
                                "PowerDeliveryReq")
                 return {"ResponseCode": "FAILED_TariffSelectionInvalid", "DC_EVSEStatus": self._dc_status()}
             for entry in (body.get("ChargingProfile") or {}).get("ProfileEntry", []):
-                if value_of(entry.get("ChargingProfileEntryMaxPower")) > getattr(self, "pmax", 1e12) + 1e-6:
+                if value_of(entry.get("ChargingProfileEntryMaxPower")) > (self.pmax if self.pmax is not None else float("inf")) + 1e-6:
                     self.violation("[V2G2-225]", "ChargingProfile exceeds PMax of the SAScheduleTuple", "PowerDeliveryReq")
                     return {"ResponseCode": "FAILED_ChargingProfileInvalid", "DC_EVSEStatus": self._dc_status()}
             self.record.charging = True
@@ -1078,7 +1081,7 @@ class _Session:
 
     async def _iso2_CurrentDemandReq(self, body: dict, exi: bytes) -> dict:
         target_v, target_i = value_of(body.get("EVTargetVoltage")), value_of(body.get("EVTargetCurrent"))
-        max_v = value_of(body.get("EVMaximumVoltageLimit"), 0) or getattr(self, "ev_max_voltage", None)
+        max_v = value_of(body.get("EVMaximumVoltageLimit"), 0) or self.ev_max_voltage
         self._check_ev_limits("CurrentDemandReq", target_v, target_i, max_v)
         await self._power_limit()
         ev_power = value_of(body.get("EVMaximumPowerLimit"), 0) or None
@@ -1118,7 +1121,7 @@ class _Session:
         return {"ResponseCode": "OK"}
 
     async def _din_ContractAuthenticationReq(self, body: dict, exi: bytes) -> dict:
-        code, processing = await self._authorize("ContractAuthenticationReq")
+        code, processing = await self._authorize()
         return {"ResponseCode": code, "EVSEProcessing": processing}
 
     async def _din_ChargeParameterDiscoveryReq(self, body: dict, exi: bytes) -> dict:
@@ -1146,7 +1149,7 @@ class _Session:
 
     async def _din_CurrentDemandReq(self, body: dict, exi: bytes) -> dict:
         target_v, target_i = value_of(body.get("EVTargetVoltage")), value_of(body.get("EVTargetCurrent"))
-        max_v = value_of(body.get("EVMaximumVoltageLimit"), 0) or getattr(self, "ev_max_voltage", None)
+        max_v = value_of(body.get("EVMaximumVoltageLimit"), 0) or self.ev_max_voltage
         self._check_ev_limits("CurrentDemandReq", target_v, target_i, max_v)
         await self._power_limit()
         return self._iso2_current_demand_body(target_v, target_i, value_of(body.get("EVMaximumPowerLimit"), 0) or None)
@@ -1200,7 +1203,7 @@ class _Session:
                     return {"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"}
         elif first:
             self.record.auth = "EIM"
-        code, processing = await self._authorize("AuthorizationReq")
+        code, processing = await self._authorize()
         return {"ResponseCode": code, "EVSEProcessing": processing}
 
     def _iso20_parameter_sets(self) -> list[dict]:
@@ -1299,7 +1302,7 @@ class _Session:
             target_v, target_i = value_of(mode.get("EVTargetVoltage")), value_of(mode.get("EVTargetCurrent"))
             ev_power = value_of(mode.get("EVMaximumChargePower"), 0) or None
             self._check_ev_limits("DC_ChargeLoopReq", target_v, target_i,
-                                  value_of(mode.get("EVMaximumVoltage"), 0) or getattr(self, "ev_max_voltage", None))
+                                  value_of(mode.get("EVMaximumVoltage"), 0) or self.ev_max_voltage)
             result = c.current_demand(target_v, target_i, ev_power)
             control = {"Scheduled_DC_CLResControlMode": {}}
         else:
