@@ -27,9 +27,17 @@ Hooks (`SeccHooks`, all optional, all async): authorize_eim(), authorize_contrac
 certificate_installation(exi_request) -> exi_response (OCPP Get15118EVCertificate pass-through),
 power_limits() -> watts | None (OCPP smart charging), on_session_start(record) / on_session_stop(record).
 
-Every V2G message goes to `trace` as trace.add("rx" | "tx", peer, raw=<JSON of
-{"schema", "message" (canonical dict, bytes as {"$hex"}), "exi" (hex)}>, kind="V2G", action=<name>);
-"rx" is what the EV sent.
+Every V2G message goes to `trace` as trace.add("rx" | "tx", peer, raw=<JSON of the canonical dict,
+bytes as hex (messages.to_trace_json, as the harness EVCC writes it)>, kind="V2G", action=<name>,
+note="<schema> EXI <hex of the exact bytes>"); "rx" is what the EV sent. Violations and notes are
+trace events (V2G_VIOLATION / V2G_NOTE).
+
+TLS (pki given): -2/DIN only → the -2 profile (TLS 1.2, ECDHE-ECDSA-AES128-SHA256, secp256r1);
+-20 only → the -20 profile (TLS 1.3, vehicle certificate required, secp521r1); both → one port
+for both (TLS 1.2/1.3, vehicle certificate requested) and the edition the EV picks is checked
+against the handshake. `tls_group` overrides the key-exchange group (a named deviation for EVs
+that lack the profile's group, e.g. the reference EVCC offers only secp256r1 in -20).
+The TCP port is taken from the dynamic range 49152–65535 (EVCCs refuse others).
 """
 
 from __future__ import annotations
