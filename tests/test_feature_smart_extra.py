@@ -312,3 +312,21 @@ def test_charging_limits_are_recorded_or_refused() -> None:
     assert smart_csms.csms_state(st).limits == {}
     with pytest.raises(NotImplementedError):
         smart_csms._notify_charging_limit(_csms("charging_limit_callerror"), st, {"chargingLimit": {"chargingLimitSource": "SO"}})
+
+
+def test_profile_builder_faults() -> None:
+    st = _model()
+    build = smart_csms._op_set_charging_profile("2.0.1")
+    station_max = {"evse": 0, "id": 1, "purpose": "ChargingStationMaxProfile", "limit": 300000}
+    assert build(_csms(), st, station_max)[1]["evseId"] == 0
+    assert build(_csms("max_profile_wrong_evse"), _model(), station_max)[1]["evseId"] == 1
+    weekly = {"evse": 1, "id": 2, "purpose": "TxDefaultProfile", "kind": "Recurring", "recurrency": "Weekly",
+              "start": "2025-01-06T00:00:00Z", "limit": 50000}
+    profile = build(_csms(), st, weekly)[1]["chargingProfile"]
+    assert profile["chargingProfileKind"] == "Recurring" and profile["recurrencyKind"] == "Weekly"
+    lost = build(_csms("recurring_sent_as_absolute"), _model(), weekly)[1]["chargingProfile"]
+    assert lost["chargingProfileKind"] == "Absolute" and "recurrencyKind" not in lost
+    again = {"evse": 1, "id": 401, "purpose": "TxDefaultProfile", "limit": 1}
+    clean, faulty, st_faulty = _csms(), _csms("replace_profile_new_id"), _model()
+    assert [build(clean, st, again)[1]["chargingProfile"]["id"] for _ in range(2)] == [401, 401]
+    assert [build(faulty, st_faulty, again)[1]["chargingProfile"]["id"] for _ in range(2)] == [401, 402]
