@@ -56,6 +56,9 @@ ALIGNED_MEASURANDS_SETTING = Setting(None, "list", const=ENERGY, choices=ALIGNED
 # E13: how often a transaction message is tried and the wait unit between tries.
 MESSAGE_ATTEMPTS = Setting(None, "int", const="3", minimum=1)
 MESSAGE_ATTEMPT_INTERVAL = Setting(None, "int", const="2", minimum=0)
+# B04: the core boots on every new connection and then reports every connector, which covers
+# both the long (all connectors, B04.FR.01) and the short offline period (changed ones, FR.02).
+OFFLINE_THRESHOLD = Setting(None, "int", const="60")
 MASTER_PASS_GROUP = Setting(None, "str", const="", minimum=9303)   # AuthCtrlr.MasterPassGroupId ("" = none)
 _RO = {"readonly": True}
 
@@ -384,6 +387,7 @@ FEATURE = Feature(
         ("AlignedDataCtrlr", "Interval", None): ALIGNED_INTERVAL,
         ("AlignedDataCtrlr", "Measurands", None): ALIGNED_MEASURANDS_SETTING,
         ("AuthCtrlr", "MasterPassGroupId", None): MASTER_PASS_GROUP,
+        ("OCPPCommCtrlr", "OfflineThreshold", None): OFFLINE_THRESHOLD,
         ("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"): MESSAGE_ATTEMPTS,
         ("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent"): MESSAGE_ATTEMPT_INTERVAL,
         ("TxCtrlr", "StopTxOnEVSideDisconnect", None): Setting(None, "bool", const="true",
