@@ -296,6 +296,18 @@ def test_contract_of_an_unknown_root_goes_to_the_csms_as_certificate():
     with_station(body, answer=answer)
 
 
+def test_station_power_limit_reaches_the_ev():
+    async def body(sim, sent):
+        await sim.perform("set_limit", {"evse": 1, "limit_kw": 50})
+        _where, _evcc, exchanges = await ev_session(sim)
+        from harness.iso15118.secc import value_of
+        (cpd,) = responses(exchanges, "ChargeParameterDiscoveryRes")
+        assert value_of(cpd["DC_EVSEChargeParameter"]["EVSEMaximumPowerLimit"]) == 50_000
+        demand = responses(exchanges, "CurrentDemandRes")
+        assert demand and all(value_of(d["EVSEMaximumPowerLimit"]) == 50_000 for d in demand)
+    with_station(body)
+
+
 # -- CSMS side ---------------------------------------------------------------------------------------
 
 def _hash_data(name: str) -> list[dict[str, str]]:
