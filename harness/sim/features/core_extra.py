@@ -349,6 +349,11 @@ def _csms_transaction_event(sim: "CsmsSimulator", st: "StationState", p: dict[st
     if p.get("offline") and sim.faulty("csms_rejects_offline_events", V201):
         raise RuntimeError("transaction event timestamp outside the accepted window")   # → CALLERROR InternalError
     _reject_clock_readings(sim, p)
+    _reject_signed_readings(sim, p)
+    if p.get("eventType") == "Ended" and "idToken" not in p and sim.faulty("csms_ended_needs_idtoken", V201):
+        known = st.transactions.get((p.get("transactionInfo") or {}).get("transactionId"))
+        if known is None or known.id_token is None:
+            raise AttributeError("'NoneType' object has no attribute 'idToken'")   # billing looks up a token
     if sim.faulty("csms_rejects_duplicate_tx_event", V201):
         known = st.transactions.get((p.get("transactionInfo") or {}).get("transactionId"))
         seq_no = p.get("seqNo")
@@ -360,7 +365,15 @@ def _csms_transaction_event(sim: "CsmsSimulator", st: "StationState", p: dict[st
 def _csms_meter_values(sim: "CsmsSimulator", st: "StationState", p: dict[str, Any]) -> dict[str, Any]:
     from .. import csms201
     _reject_clock_readings(sim, p)
+    _reject_signed_readings(sim, p)
     return csms201._meter_values(sim, st, p)
+
+
+def _reject_signed_readings(sim: "CsmsSimulator", p: dict[str, Any]) -> None:
+    """Fault csms_rejects_signed_meter_values: the reading parser chokes on signedMeterValue."""
+    if sim.faulty("csms_rejects_signed_meter_values", V201):
+        if any("signedMeterValue" in sv for mv in p.get("meterValue") or [] for sv in mv.get("sampledValue", [])):
+            raise TypeError("unexpected field 'signedMeterValue' in sampled value")   # → CALLERROR InternalError
 
 
 def _reject_clock_readings(sim: "CsmsSimulator", p: dict[str, Any]) -> None:
@@ -447,6 +460,12 @@ FEATURE = Feature(
         _csms("csms_rejects_duplicate_tx_event",
               "A retried TransactionEvent (a seqNo already stored for that transaction) is answered with CALLERROR "
               "InternalError instead of being acknowledged again (E13)."),
+        _csms("csms_ended_needs_idtoken",
+              "A TransactionEvent Ended of a transaction that never carried an idToken (e.g. cable pulled on the EV "
+              "side after a plug-in start) is answered with CALLERROR InternalError: billing looks up the token."),
+        _csms("csms_rejects_signed_meter_values",
+              "Sampled values carrying a signedMeterValue (SampledDataCtrlr.SignReadings) are answered with CALLERROR "
+              "InternalError."),
         _csms("meter_values_clock_rejected",
               "MeterValues / TransactionEvents with clock-aligned readings (context Sample.Clock) are answered "
               "with CALLERROR InternalError."),
