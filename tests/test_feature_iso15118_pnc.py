@@ -105,6 +105,8 @@ def test_pnc_session_authorizes_with_hash_data_and_starts_an_emaid_transaction()
         assert ended and ended[0]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
         state = await sim.perform("secc_state", {"evse": 1})
         assert state["violations"] == [] and state["sessions"][0]["auth"] == "PnC"
+        (needs,) = calls(sent, "NotifyEVChargingNeeds")           # K15 from the EV's ChargeParameterDiscovery
+        assert needs["evseId"] == 1 and needs["chargingNeeds"]["requestedEnergyTransfer"] == "DC"
     with_station(body)
 
 

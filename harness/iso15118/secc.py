@@ -25,7 +25,9 @@ Hooks (`SeccHooks`, all optional, all async): authorize_eim(), authorize_contrac
 "Accepted" | "Ongoing" | a FAILED_* ResponseCode (asked on every AuthorizationReq until it is not
 "Ongoing": the station simulator answers Ongoing while its OCPP Authorize is in flight),
 certificate_installation(exi_request) -> exi_response (OCPP Get15118EVCertificate pass-through),
-power_limits() -> watts | None (OCPP smart charging), on_session_start(record) / on_session_stop(record).
+power_limits() -> watts | None (OCPP smart charging), charge_needs({energy_wh, departure_s, max_power_w,
+max_current_a, max_voltage_v}) once per session (OCPP K15 NotifyEVChargingNeeds),
+on_session_start(record) / on_session_stop(record).
 
 Every V2G message goes to `trace` as trace.add("rx" | "tx", peer, raw=<JSON of the canonical dict,
 bytes as hex (messages.to_trace_json, as the harness EVCC writes it)>, kind="V2G", action=<name>,
@@ -122,6 +124,7 @@ class SeccHooks:
     authorize_contract: Callable[[str, list[x509.Certificate]], HookResult] | None = None
     certificate_installation: Callable[[bytes], HookResult] | None = None
     power_limits: Callable[[], HookResult] | None = None
+    charge_needs: Callable[[dict], HookResult] | None = None     # the EV's needs (OCPP NotifyEVChargingNeeds)
     on_session_start: Callable[[SessionRecord], HookResult] | None = None
     on_session_stop: Callable[[SessionRecord], HookResult] | None = None
 
@@ -480,6 +483,9 @@ class _Session:
         self.signature: dict | None = None          # header Signature of the request being handled
         self.pmax: float | None = None              # PMax offered in the SAScheduleTuple
         self.ev_max_voltage: float | None = None    # the EV's own limit from ChargeParameterDiscovery
+        self.ev_max_power: float | None = None
+        self.ev_max_current: float | None = None
+        self.needs_reported = False
 
     # -- wire ----------------------------------------------------------------------------------------
     def _trace(self, direction: str, schema: str, name: str, message: dict, exi: bytes) -> None:
@@ -802,6 +808,20 @@ class _Session:
             self.charger.set_power_limit(limit)
         return self.charger.available_power
 
+    async def _report_needs(self, energy_wh: float | None, departure_s: float | None, max_power_w: float | None,
+                            max_current_a: float | None, max_voltage_v: float | None) -> None:
+        """Once per session: the EV's charging needs to the backend (OCPP K15), bounded in time."""
+        if self.needs_reported or self.secc.hooks.charge_needs is None:
+            return
+        self.needs_reported = True
+        needs = {"energy_wh": energy_wh, "departure_s": departure_s, "max_power_w": max_power_w,
+                 "max_current_a": max_current_a, "max_voltage_v": max_voltage_v, "protocol": self.protocol}
+        try:
+            await asyncio.wait_for(self.secc.hooks.charge_needs(needs), 1.0)
+        except Exception as exc:  # noqa: BLE001 — the EV's session goes on without smart charging
+            if self.secc.trace is not None:
+                self.secc.trace.event(self.record.peer, f"charging needs not reported: {exc}", "V2G_NOTE")
+
     def _iso2_charge_service(self) -> dict:
         return {"ServiceID": 1, "ServiceName": "AC_DC_Charging", "ServiceCategory": "EVCharging",
                 "FreeService": False, "SupportedEnergyTransferMode": {"EnergyTransferMode": ["DC_extended"]}}
@@ -1025,6 +1045,9 @@ class _Session:
         ev = body["DC_EVChargeParameter"]
         self.ev_max_voltage = value_of(ev.get("EVMaximumVoltageLimit"), 0) or None
         self.ev_max_power = value_of(ev.get("EVMaximumPowerLimit"), 0) or None
+        await self._report_needs(value_of(ev.get("EVEnergyRequest"), 0) or None, ev.get("DepartureTime"),
+                                 self.ev_max_power, value_of(ev.get("EVMaximumCurrentLimit"), 0) or None,
+                                 self.ev_max_voltage)
         power = await self._power_limit()
         self.pmax = power
         schedule = {"SAScheduleTuple": [{"SAScheduleTupleID": 1, "PMaxSchedule": {"PMaxScheduleEntry": [
@@ -1262,9 +1285,14 @@ class _Session:
                            "DC_ChargeParameterDiscoveryReq")
             return {"ResponseCode": "FAILED_WrongChargeParameter", "DC_CPDResEnergyTransferMode": res_mode}
         self.ev_max_voltage = value_of(mode.get("EVMaximumVoltage"), 0) or None
+        self.ev_max_power = value_of(mode.get("EVMaximumChargePower"), 0) or None
+        self.ev_max_current = value_of(mode.get("EVMaximumChargeCurrent"), 0) or None
         return {"ResponseCode": "OK", "DC_CPDResEnergyTransferMode": res_mode}
 
     async def _iso20_dc_ScheduleExchangeReq(self, body: dict, exi: bytes) -> dict:
+        mode = body.get("Scheduled_SEReqControlMode") or body.get("Dynamic_SEReqControlMode") or {}
+        await self._report_needs(value_of(mode.get("EVTargetEnergyRequest"), 0) or None, mode.get("DepartureTime"),
+                                 self.ev_max_power, self.ev_max_current, self.ev_max_voltage)
         power = await self._power_limit()
         if "Dynamic_SEReqControlMode" in body or self.record.control_mode == "Dynamic":
             if "Dynamic_SEReqControlMode" not in body:

@@ -24,6 +24,9 @@ What the station does around the SECC:
   exiRequest base64 of the EV's EXI message}; a base64 exiResponse of an Accepted answer goes back
   to the EV as it is (M01). SECC leaf provisioning (SignCertificate V2GCertificate / CertificateSigned)
   is the certificates feature's (TriggerMessage SignV2GCertificate).
+- the EV's ChargeParameterDiscoveryReq (-2) / ScheduleExchangeReq (-20) in a running transaction →
+  NotifyEVChargingNeeds via the smart-charging feature's `ev_charging_needs` (K15); the SECC's power
+  limits come from the EVSE's limit and the smart-charging composite schedule;
 - the EV ends the V2G session with SessionStop: the transaction ends (StoppedByEV).
 Other actions: `secc_state` {evse} → the SECC's sessions, messages, violations and the last
 Authorize payload; `secc_stop` {evse}.
@@ -229,6 +232,24 @@ def _hooks(sim: "StationSimulator", evse_id: int) -> Any:
         except (binascii.Error, ValueError):
             return None
 
+    async def charge_needs(needs: dict) -> None:
+        """K15: the EV's ChargeParameterDiscovery/ScheduleExchange as NotifyEVChargingNeeds (smart charging
+        feature's action), once the transaction runs."""
+        from . import station_actions
+
+        action = station_actions().get("ev_charging_needs")
+        evse = sim.evse(evse_id)
+        if action is None or sim.version != "2.0.1" or evse.tx is None or evse.ev is None:
+            return
+        params: dict[str, Any] = {"evse": evse_id}
+        if needs.get("energy_wh"):
+            params["energy_kwh"] = float(needs["energy_wh"]) / 1000
+        if needs.get("departure_s") is not None:
+            params["departure_s"] = float(needs["departure_s"])
+        if needs.get("max_power_w"):
+            params["max_power_kw"] = float(needs["max_power_w"]) / 1000
+        await action(sim, params)
+
     async def power_limits() -> float | None:
         evse = sim.evse(evse_id)
         limits = [x for x in (evse.limit_w, evse.limit_source() if evse.limit_source else None) if x is not None]
@@ -236,6 +257,7 @@ def _hooks(sim: "StationSimulator", evse_id: int) -> Any:
 
     return SeccHooks(authorize_eim=authorize_eim, authorize_contract=authorize_contract,
                      certificate_installation=certificate_installation, power_limits=power_limits,
+                     charge_needs=charge_needs,
                      on_session_start=on_session_start, on_session_stop=on_session_stop)
 
 
