@@ -176,3 +176,47 @@ def test_answered_tx_message_is_not_retried_and_faults_act() -> None:
     cx._maybe_retry(lazy, _ended(), None)            # type: ignore[arg-type]
     assert lazy.sim.spawned == []
     assert cx._next_seq_no(RetrySim(), _ended(4)) == 5   # type: ignore[arg-type]
+
+
+class TokenSim(FakeSim):
+    """A station simulator stand-in for a token presented during a transaction."""
+
+    def __init__(self, fault: str | None = None, master: str = "", answer: dict[str, Any] | None = None):
+        super().__init__(fault)
+        self.master, self.answer = master, answer or {}
+        self.evses: dict[int, Any] = {}
+
+    def read_setting(self, s: Any) -> str:
+        return self.master
+
+    def enqueue(self, action: str, payload: dict[str, Any]) -> Any:   # type: ignore[override]
+        self.sent.append((action, payload))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(self.answer)
+        return fut
+
+
+def _token_run(fault: str | None, group: str, master: str = "") -> list[tuple[Any, ...]]:
+    answer = {"idTokenInfo": {"status": "Accepted", "groupIdToken": {"idToken": group, "type": "Central"}}}
+    sim = TokenSim(fault, master, answer)
+    ended: list[tuple[Any, ...]] = []
+    tx = SimpleNamespace(id_token="A", ended=False)
+    evse = SimpleNamespace(id=1, tx=tx)
+    sim.evses = {1: evse}
+    front = SimpleNamespace(sim=sim, version="2.0.1",
+                            end_tx=lambda e, trigger, reason, state, id_token=None: ended.append((trigger, reason, id_token)))
+    cx._state(front).groups["A"] = "G1"
+    asyncio.run(cx._other_token_during_tx(front, evse, "B", "ISO14443"))   # type: ignore[arg-type]
+    return ended
+
+
+def test_same_group_stops_other_group_does_not() -> None:
+    assert _token_run(None, "G1") == [("StopAuthorized", "Local", ("B", "ISO14443"))]
+    assert _token_run(None, "G2") == []
+    assert _token_run("group_id_ignored", "G1") == []
+    assert _token_run("group_id_not_checked", "G2") == [("StopAuthorized", "Local", ("B", "ISO14443"))]
+
+
+def test_master_pass_stops_with_reason_master_pass() -> None:
+    assert _token_run(None, "MASTER", master="MASTER") == [("StopAuthorized", "MasterPass", ("B", "ISO14443"))]
+    assert _token_run("master_pass_ignored", "MASTER", master="MASTER") == []
