@@ -56,7 +56,7 @@ def _ongoing_tx_ids(sim: StationSimulator) -> set[str]:
 def check_message(front: FrontEnd, info: dict[str, Any]) -> str:
     """The SetDisplayMessage status for `info` (O01.FR.*, O02.FR.*), before it is stored."""
     st = state(front)
-    if info["message"]["format"] not in SUPPORTED_FORMATS:
+    if info["message"]["format"] not in SUPPORTED_FORMATS and not front.sim.has("display_unsupported_format_accepted"):
         return "NotSupportedMessageFormat"
     if info["priority"] not in SUPPORTED_PRIORITIES and not front.sim.has("display_message_priority_ignored"):
         return "NotSupportedPriority"
@@ -243,6 +243,9 @@ FEATURE = Feature(
         Fault("display_message_ignores_transaction", "cs", (V201,),
               "SetDisplayMessage ignores transactionId: a message for an unknown transaction is Accepted, and a "
               "message for a transaction stays configured (and shown) after that transaction ended."),
+        Fault("display_unsupported_format_accepted", "cs", (V201,),
+              "SetDisplayMessage in a format the screen does not support (e.g. HTML) is Accepted; the driver sees "
+              "the raw markup."),
         Fault("display_clear_unknown_accepted", "cs", (V201,),
               "ClearDisplayMessage for an id the station does not hold is answered Accepted instead of Unknown."),
         Fault("get_display_messages_wrong_request_id", "cs", (V201,),
