@@ -310,6 +310,18 @@ def test_station_power_limit_reaches_the_ev():
     with_station(body)
 
 
+def test_secc_restarts_when_the_ev_wants_the_other_security():
+    async def body(sim, sent):
+        first = await sim.perform("secc", {"evse": 1, "tls": True})
+        assert (await sim.perform("secc", {"evse": 1}))["port"] == first["port"]      # same SECC
+        plain = await sim.perform("secc", {"evse": 1, "tls": False})
+        assert plain["tls"] is False
+        _where, _evcc, exchanges = await ev_session(sim, auth="eim", tls=False, plan={"stop_after": "SessionSetupReq"})
+        assert responses(exchanges, "SessionSetupRes")
+        assert (await sim.perform("secc_stop", {"evse": 1})) == {"stopped": True}
+    with_station(body)
+
+
 # -- CSMS side ---------------------------------------------------------------------------------------
 
 def _hash_data(name: str) -> list[dict[str, str]]:

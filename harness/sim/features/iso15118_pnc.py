@@ -274,6 +274,9 @@ async def _secc_action(sim: "StationSimulator", params: dict[str, Any]) -> dict[
     st = state(sim.front)
     pki = sim_v2g_pki(sim)
     existing = st.seccs.get(evse_id)
+    if existing is not None and "tls" in params and bool(params["tls"]) != existing.tls:
+        await _secc_stop(sim, {"evse": evse_id})     # the next EV wants the other security: a fresh SECC
+        existing = None
     if existing is None:
         use_tls = bool(params.get("tls", True))
         protocols = tuple(params.get("protocols") or ("iso20_dc", "iso2", "din"))
