@@ -286,7 +286,8 @@ async def _secc_action(sim: "StationSimulator", params: dict[str, Any]) -> dict[
         fault = sim.fault if sim.fault in _SECC_FAULTS else None
         secc = Secc(protocols, charger=charger, pki=pki if use_tls else None, tls=use_tls, trace=sim.trace,
                     fault=fault, sequence_timeout=float(params.get("sequence_timeout", 60)))
-        secc.offer_pnc = _setting(sim, PNC_ENABLED)
+        # OCPP 1.6 has Plug & Charge only through DataTransfer (OCA application note): not emulated, EIM only
+        secc.offer_pnc = sim.version == "2.0.1" and _setting(sim, PNC_ENABLED)
         secc.defer_unknown_root = _setting(sim, CENTRAL_VALIDATION)
         host, port = await secc.start("::1", int(params.get("port", 0)))
         entry = EvseSecc(evse_id, secc, host, port, use_tls)
