@@ -21,7 +21,7 @@ from .dut.builtin import at_security_profile, is_builtin, with_v2g
 from .dut.profile import DutProfile
 from .ocpp.trace import Trace
 from .roles.endpoint import CsmsEndpoint
-from .roles.session import CsmsSession, Session, StationSession
+from .roles.session import CsmsSession, SeccSession, Session, StationSession
 from .scenario.engine import Engine
 from .scenario.model import TestCase
 from .scenario.verdict import CaseResult, StepResult, Verdict
@@ -52,6 +52,11 @@ def applicability(case: TestCase, profile: DutProfile) -> str | None:
     return None
 
 
+def _ev_applicability(case: TestCase, profile: DutProfile) -> str | None:
+    missing = [f for f in case.pics if not profile.supports(f)]
+    return f"DUT PICS does not declare: {', '.join(missing)}" if missing else None
+
+
 def _short_result(case: TestCase, verdict: Verdict, message: str) -> Execution:
     now = time.time()
     return Execution(CaseResult(case.id, verdict, message, start=now, stop=now), Trace())
@@ -63,6 +68,8 @@ def _fault_for(profile: DutProfile, fault: str | None) -> str | None:
         return fault
     if profile.kind == "charging_station":
         from .sim.faults import STATION_FAULTS as catalogue
+    elif profile.kind == "ev":
+        from .sim.ev_sim import EV_FAULTS as catalogue
     else:
         from .sim.csms_faults import CSMS_FAULTS as catalogue
     return fault if fault in catalogue else None
@@ -70,7 +77,7 @@ def _fault_for(profile: DutProfile, fault: str | None) -> str | None:
 
 async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = None, operator: str | None = None,
                   on_step: Callable[[StepResult], None] | None = None) -> Execution:
-    reason = applicability(case, profile)
+    reason = applicability(case, profile) if case.role != "secc" else _ev_applicability(case, profile)
     if reason:
         return _short_result(case, Verdict.NOT_APPLICABLE, reason)
     if case.security_profile is not None and is_builtin(profile):
@@ -95,6 +102,10 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
             if isinstance(adapter, DockerAdapter):   # the container's station must reach the harness
                 ep = endpoint
                 await adapter.ensure_running(lambda: _station_connected(ep, profile.station_id))
+        elif case.role == "secc":    # the harness is the charger's SECC; the EV plugs in at `v2g_listen`
+            session = SeccSession(trace)
+            if isinstance(adapter, SimAdapter):
+                await adapter.start_ev()
         else:
             dut_url = await adapter.start_csms(case.ocpp) if isinstance(adapter, SimAdapter) else profile.endpoint
             if isinstance(adapter, DockerAdapter):   # the container's CSMS must accept connections

@@ -63,7 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in ("ocpp16: OCPP 1.6J case", "ocpp201: OCPP 2.0.1 case",
                  "role_csms: the harness plays the CSMS (DUT is a charging station)",
-                 "role_cs: the harness plays the charging station (DUT is a CSMS)"):
+                 "role_cs: the harness plays the charging station (DUT is a CSMS)",
+                 "iso15118: ISO 15118 case against an EV (the harness plays the SECC)",
+                 "role_secc: the harness plays a charger's ISO 15118 SECC (DUT is an EV)"):
         config.addinivalue_line("markers", line)
     _session_verdicts.clear()   # the CLI may run several sessions in one process
     _setup_progress(config)
@@ -120,7 +122,8 @@ class CaseFile(pytest.File):
             yield BrokenCaseItem.from_parent(self, name=self.path.stem, error=exc)
             return
         item = CaseItem.from_parent(self, name=case.id, case=case)
-        markers = ["ocpp16" if case.ocpp == "1.6" else "ocpp201", f"role_{case.role}",
+        edition = {"1.6": "ocpp16", "2.0.1": "ocpp201"}.get(case.ocpp, "iso15118")
+        markers = [edition, f"role_{case.role}",
                    f"profile_{_marker_name(case.profile)}"]
         if case.block:
             markers.append(f"block_{_marker_name(case.block)}")

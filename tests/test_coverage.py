@@ -55,7 +55,7 @@ def lib(tmp_path: Path) -> Path:
     root.mkdir()
     case(root, "TC_B_01_CS", "2.0.1", "csms", ["B01"])
     case(root, "TC_B_02_CS", "2.0.1", "csms", [], ["B02.FR.01"])          # via a requirement id
-    case(root, "TC_B_01_CSMS", "2.0.1", "cs", ["B01", "A00"])             # A00: not in the catalogue
+    case(root, "TC_B_01_CSMS", "2.0.1", "cs", ["B01", "A99"])             # A99: not in the catalogue
     case(root, "TC_16_BOOT_CS", "1.6", "csms", ["Boot Notification"])     # spelling differs from the id
     case(root, "TC_16_SEC_CSMS", "1.6", "cs", ["Security profile 1", "heartbeat"])
     (root / "TC_BROKEN.yaml").write_text("id: [unclosed\n")
@@ -113,7 +113,7 @@ def test_counting_on_a_small_library(lib: Path, cat_file: Path) -> None:
                                 {"profile": "Reservation", "covered": 0, "total": 2, "percent": 0.0}]
     cs = _role(result, "2.0.1", "cs")   # H02 applies to the station only
     assert [u["id"] for blk in cs["blocks"] for u in blk["gaps"]] == ["B02", "H01"]
-    assert result["unmatched"] == [{"case": "TC_B_01_CSMS", "ocpp": "2.0.1", "role": "cs", "use_case": "A00"}]
+    assert result["unmatched"] == [{"case": "TC_B_01_CSMS", "ocpp": "2.0.1", "role": "cs", "use_case": "A99"}]
     sec = _role(result, "1.6", "cs")
     assert {p["profile"]: (p["covered"], p["total"]) for p in sec["profiles"]} == {"Core": (1, 2), "Security": (1, 1)}
 
@@ -141,7 +141,7 @@ def test_cli_table(lib: Path, cat_file: Path) -> None:
     assert "OCPP 2.0.1 - harness plays csms" in text
     assert "2/4 use cases (50.0%)" in text
     assert "H01 Reservation: simulator lacks reservations" in text
-    assert "A00 (2.0.1)" in res.output
+    assert "A99 (2.0.1)" in res.output
     assert "coverage: 2.0.1.csms = 2/4, 2.0.1.cs = 1/3, 1.6.csms = 1/3, 1.6.cs = 2/3" in res.output
 
 
@@ -173,13 +173,13 @@ def test_real_library_counts() -> None:
     result = library_coverage([root])
     assert set(result["figures"]) == {"2.0.1.csms", "2.0.1.cs", "1.6.csms", "1.6.cs"}
     covered, total = map(int, result["figures"]["2.0.1.csms"].split("/"))
-    assert covered > 0 and total == 119
+    assert covered > 0 and total == 120
 
 
 def test_environment_figures(lib: Path, tmp_path: Path) -> None:
     env = environment_figures(lib)
-    assert env["coverage.2.0.1.csms"] == "2/119"   # B01 and B02 against the built-in catalogue
-    assert env["coverage.2.0.1.cs"] == "1/109" and env["coverage.1.6.cs.Security"] == "1/14"
+    assert env["coverage.2.0.1.csms"] == "2/120"   # B01 and B02 against the built-in catalogue
+    assert env["coverage.2.0.1.cs"] == "1/110" and env["coverage.1.6.cs.Security"] == "1/14"
     assert environment_figures(tmp_path / "missing") == {}
 
 
@@ -192,4 +192,4 @@ def test_publish_session_writes_coverage(lib: Path, tmp_path: Path) -> None:
     except Exception:   # the summary pages may need more than an empty run; the environment comes first
         pass
     props = (out / "environment.properties").read_text()
-    assert re.search(r"coverage\.2\.0\.1\.csms\s*=\s*\d+/119", props)
+    assert re.search(r"coverage\.2\.0\.1\.csms\s*=\s*\d+/120", props)

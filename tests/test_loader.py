@@ -254,7 +254,7 @@ def test_wrong_enum(lib):
         """)
     role = only(path, "role:")
     at(role, path, 4, 1)
-    assert "'cms' is not one of ['csms', 'cs']" in role.message
+    assert "'cms' is not one of ['csms', 'cs', 'secc']" in role.message
     assert role.hint == "did you mean 'csms' or 'cs'?"
     sev = only(path, "severity:")
     at(sev, path, 6, 1)

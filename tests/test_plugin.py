@@ -301,4 +301,4 @@ def test_bad_dut_profile_is_a_usage_error(library: pytest.Pytester):
     result = library.runpytest_subprocess("testcases", *plugin_args(), *QUIET,
                                           "--dut", "duts/bad.yaml", timeout=RUN_TIMEOUT)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "kind must be one of charging_station, csms (got 'toaster')" in result.stderr.str()
+    assert "kind must be one of charging_station, csms, ev (got 'toaster')" in result.stderr.str()

@@ -62,6 +62,13 @@ class SimAdapter(Adapter):
         versions = tuple(self.profile.ocpp_versions)
         return versions if version in versions else (version, *versions)
 
+    async def start_ev(self) -> None:
+        """Create the EV simulator (ISO 15118 EVCC); a `plug_in` action connects it to the harness's SECC."""
+        from ..sim.ev_sim import EvSimConfig, EvSimulator
+
+        opts = {k: v for k, v in self.profile.adapter_options.items() if k in EvSimConfig.__dataclass_fields__}
+        self.sim = EvSimulator(EvSimConfig(**opts), fault=self.fault)
+
     async def start_csms(self, version: str) -> str:
         """Start the CSMS simulator; returns the base URL the harness connects to."""
         if self.control_url:

@@ -57,8 +57,21 @@ CSMS = {
 }
 
 
+EV = {
+    "name": "Reference EV simulator (ISO 15118 EVCC)",
+    "kind": "ev",
+    "adapter": "sim",
+    "ocpp_versions": ["2.0.1", "1.6"],
+    "station_id": "EV-SIM-001",
+    "identity": {"vendor": "ChargerHarness", "model": "RefSim-Truck-EVCC"},
+    "pics": {"iso15118_2": True, "iso15118_20": True, "din70121": True, "dc_charging": True},
+    "pixit": {"ev_preset": "truck"},
+    "sim": {},
+}
+
+
 def builtin_profiles() -> list[DutProfile]:
-    return [profile_from_dict(STATION), profile_from_dict(CSMS)]
+    return [profile_from_dict(STATION), profile_from_dict(CSMS), profile_from_dict(EV)]
 
 
 # ---- the security-profile cases (TLS) against the built-in simulators ------------------------

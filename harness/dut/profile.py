@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-KINDS = ("charging_station", "csms")
+KINDS = ("charging_station", "csms", "ev")
 ADAPTERS = ("sim", "manual", "command", "docker")
 SECRET_KEYS = ("password", "auth_key", "authorization_key", "basic_auth_password", "private_key", "token_secret")
 

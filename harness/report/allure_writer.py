@@ -100,7 +100,7 @@ def write_case_result(outdir: Path, case: TestCase, result: CaseResult, trace: T
         stop=stop,
         labels=_labels(case, host=host, thread=thread),
         parameters=[m.Parameter(name=str(k), value=str(v)) for k, v in parameters.items()],
-        titlePath=[f"OCPP {case.ocpp}", case.profile, *([case.feature or case.block] if (case.feature or case.block) else [])],
+        titlePath=[case.edition, case.profile, *([case.feature or case.block] if (case.feature or case.block) else [])],
         steps=[_step(s, result, logger, redactor) for s in result.steps],
     )
 
@@ -157,14 +157,14 @@ def _status_details(result: CaseResult) -> m.StatusDetails | None:
 def _labels(case: TestCase, *, host: str | None, thread: str | None) -> list[m.Label]:
     block = case.feature or case.block
     pairs: list[tuple[str, str]] = [
-        ("epic", f"OCPP {case.ocpp}"),
-        ("parentSuite", f"OCPP {case.ocpp}"),
+        ("epic", case.edition),
+        ("parentSuite", case.edition),
         ("suite", case.profile),
         ("severity", case.severity),
         ("AS_ID", case.id),
         ("framework", FRAMEWORK),
         ("tag", f"role:{case.role}"),
-        ("tag", f"ocpp:{case.ocpp}"),
+        ("tag", f"ocpp:{case.ocpp}" if case.ocpp else f"iso15118:{case.protocol}"),
     ]
     if block:
         pairs += [("feature", block), ("subSuite", block)]

@@ -42,7 +42,7 @@ def redactor_for(profiles: Iterable[DutProfile]) -> Redactor:
 def publish_case(outdir: Path, case: TestCase, result: CaseResult, trace: Trace | None, profile: DutProfile,
                  *, fault: str | None, logs: dict[str, str] | None = None) -> None:
     redactor = redactor_for([profile])
-    params = {"DUT": profile.name, "OCPP version": case.ocpp,
+    params = {"DUT": profile.name, "Standard": case.edition,
               "harness role": "CSMS" if case.role == "csms" else "charging station"}
     if fault:
         params["simulator fault"] = fault

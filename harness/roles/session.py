@@ -145,3 +145,19 @@ class StationSession(Session):
                                      security, open_timeout=timeout, subprotocols=subprotocols)
         self._adopt(conn, self.station_id)
         return conn
+
+
+class SeccSession(Session):
+    """Harness as a charger's ISO 15118 SECC (DUT = an EV): no OCPP connection at all; the
+    `v2g_listen` step starts the SECC (harness.iso15118.secc.Secc) and keeps it here."""
+
+    role = "secc"
+
+    def __init__(self, trace: Trace):
+        super().__init__("", trace)
+        self.secc: Any = None
+
+    async def close(self) -> None:
+        if self.secc is not None:
+            await self.secc.stop()
+            self.secc = None

@@ -154,10 +154,11 @@ def check_document(doc: Any, path: Path, library_root: Path | None = None) -> li
     issues += _check_steps(doc, steps, fname, version, library_root)
     role = doc.get("role")
     for j, fault in enumerate(doc.get("faults") or []):
-        known_faults = _fault_names("cs" if role == "csms" else "csms")
+        known_faults = _fault_names({"csms": "cs", "secc": "ev"}.get(role, "csms"))
         if known_faults is not None and fault not in known_faults:
             line, col = _position(doc, ["faults", j])
-            issues.append(LoadIssue(fname, line, col, f"faults/{j}: no simulator fault {fault!r} for a {'charging station' if role == 'csms' else 'CSMS'} DUT",
+            dut = {"csms": "charging station", "secc": "EV"}.get(role, "CSMS")
+            issues.append(LoadIssue(fname, line, col, f"faults/{j}: no simulator fault {fault!r} for a {dut} DUT",
                                     _close(str(fault), known_faults) or "list them with `charger-harness sim --list-faults`"))
     tc_id = doc.get("id")
     if isinstance(tc_id, str) and path.stem.startswith("TC_") and path.stem != tc_id:
@@ -221,6 +222,8 @@ def _fault_names(target: str) -> set[str] | None:
     try:
         if target == "cs":
             from ..sim.faults import STATION_FAULTS as catalogue
+        elif target == "ev":
+            from ..sim.ev_sim import EV_FAULTS as catalogue
         else:
             from ..sim.csms_faults import CSMS_FAULTS as catalogue
     except ImportError:   # catalogue not available: skip the check rather than guess
@@ -246,7 +249,7 @@ def load_case(path: str | Path) -> TestCase:
     steps = _expand_steps(doc["steps"], path, root, depth=0, version=doc.get("ocpp"))
     plain = _to_plain(doc)
     return TestCase(
-        id=plain["id"], title=plain["title"], ocpp=plain["ocpp"], role=plain["role"], profile=plain["profile"],
+        id=plain["id"], title=plain["title"], ocpp=plain.get("ocpp", ""), role=plain["role"], profile=plain["profile"],
         steps=steps, path=path, block=plain.get("block", ""), feature=plain.get("feature", ""),
         use_cases=plain.get("use_cases", []), requirements=plain.get("requirements", []),
         severity=plain.get("severity", "normal"), pics=plain.get("pics", []), faults=plain.get("faults", []),

@@ -9,7 +9,7 @@ from typing import Any
 STEP_KINDS = (
     "expect", "send", "expect_none", "action", "operator", "wait", "connect", "disconnect",
     "expect_disconnect", "expect_tls_refused", "assert", "include", "set", "set_time", "depot",
-    "v2g_connect", "v2g_session", "v2g", "v2g_close", "sign_csr",
+    "v2g_connect", "v2g_session", "v2g", "v2g_close", "sign_csr", "v2g_listen", "v2g_expect", "v2g_expect_end",
 )
 
 
@@ -72,4 +72,12 @@ class TestCase:
     @property
     def dut_kind(self) -> str:
         """What the DUT is when the harness plays `role`."""
-        return "charging_station" if self.role == "csms" else "csms"
+        return {"csms": "charging_station", "cs": "csms", "secc": "ev"}[self.role]
+
+    @property
+    def edition(self) -> str:
+        """The standard the case tests, for reports: "OCPP 2.0.1", "ISO 15118-2", …"""
+        if self.ocpp:
+            return f"OCPP {self.ocpp}"
+        return {"iso15118-2": "ISO 15118-2", "iso15118-20": "ISO 15118-20", "din70121": "DIN SPEC 70121"}.get(
+            self.protocol, self.protocol or "ISO 15118")

@@ -191,3 +191,134 @@ class V2gSteps:
             await self.evcc.close()
             self.evcc = None
         return "ISO 15118 session closed"
+
+    # ---- the harness as the charger's SECC, the DUT an EV (role secc) ------------------------
+
+    def _need_secc(self) -> Any:
+        secc = getattr(self.session, "secc", None)                                        # type: ignore[attr-defined]
+        if secc is None:
+            raise HarnessError("no SECC: start with a `v2g_listen` step (role secc)")
+        return secc
+
+    async def _step_v2g_listen(self, step: "Step") -> str:
+        from ..iso15118.charger_model import ChargerModel
+        from ..iso15118.secc import Secc
+
+        if getattr(self.session, "role", "") != "secc":                                   # type: ignore[attr-defined]
+            raise HarnessError("`v2g_listen` is a step for cases where the harness plays the SECC (role: secc)")
+        spec = dict(self._sub(step.spec.get("v2g_listen") or {}, step))                    # type: ignore[attr-defined]
+        protocol = self._protocol(step, spec)
+        tls = bool(spec.get("tls", protocol.startswith("iso20")))     # -20 mandates TLS
+        charger = spec.get("charger") or {}
+        model = (ChargerModel.mcs if charger.pop("mcs", False) else ChargerModel.ccs2_dc)(
+            float(charger.pop("power_kw", 150.0)), **charger)
+        secc = Secc((protocol,), charger=model, pki=self._v2g_pki() if tls else None, tls=tls,
+                    trace=self.session.trace)                                               # type: ignore[attr-defined]
+        secc.scripted = True
+        pixit = self.variables.get("pixit", {})                                            # type: ignore[attr-defined]
+        iface = pixit.get("ev_iface")
+        host, port = await secc.start("::1" if not iface else "::", 0, iface=iface)
+        self.session.secc = secc                                                            # type: ignore[attr-defined]
+        outcome = await self.adapter.perform(                                               # type: ignore[attr-defined]
+            "plug_in", {"host": host, "port": port, "protocol": protocol, "tls": tls,
+                        "pki": secc.pki, "preset": pixit.get("ev_preset", "truck")},
+            f"Plug the EV under test into the harness's charger (SECC on {iface or host}, port {port}).",
+            step.timeout)
+        if outcome.status != "done":
+            raise Inconclusive(f"the EV was not plugged in ({outcome.status}: {outcome.detail})")
+        return f"SECC listening on [{host}]:{port} ({protocol}, {'TLS' if tls else 'TCP'}); EV plugged in"
+
+    def _new_violation(self, secc: Any, seen: int, request: str) -> None:
+        if len(secc.violations) > seen:
+            v = secc.violations[seen]
+            raise DutFailure(f"{v.message or request}: {v.text}", expected=f"the EV follows ISO 15118 ({v.clause})",
+                             received=v.text, requirement=v.clause)
+
+    async def _step_v2g_expect(self, step: "Step") -> str:
+        from ..iso15118.secc import SeccError
+
+        secc = self._need_secc()
+        name = step.target
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + step.timeout
+        seen = len(secc.violations)
+        skipped: list[str] = []
+        while True:
+            try:
+                got, body = await secc.expect_request(None, timeout=min(0.3, max(deadline - loop.time(), 0.01)))
+            except SeccError:
+                self._new_violation(secc, seen, name)      # e.g. the SECC refused it itself (wrong SessionID)
+                record = secc.sessions[-1] if secc.sessions else None
+                if record is not None and record.ended_in:
+                    raise DutFailure(f"the EV's session ended ({record.ended_in}: {record.reason}) before {name}",
+                                     expected=name, received=skipped[-3:] or record.ended_in) from None
+                if loop.time() < deadline:
+                    continue
+                raise DutFailure(f"no {name} from the EV within {step.timeout:g} s", expected=name,
+                                 received=skipped[-3:] or "nothing") from None
+            self._new_violation(secc, seen, got)
+            if got == name:
+                break
+            skip = step.spec.get("skip_others")
+            if not (skip is True or (isinstance(skip, list) and got in skip)):
+                await secc.respond({})
+                raise DutFailure(f"the EV sent {got} where {name} was due", expected=name, received=got)
+            skipped.append(got)
+            await secc.respond({})
+        shown = v2g_jsonable(body)
+        if "match" in step.spec:
+            mism = match(step.spec["match"], shown, self._vars(step))                        # type: ignore[attr-defined]
+            if mism:
+                await secc.respond({})
+                raise DutFailure(f"{name} does not match: " + "; ".join(map(str, mism)),
+                                 expected=self._shown(step.spec["match"], step), received=shown)   # type: ignore[attr-defined]
+        self._capture(step, shown)                                                          # type: ignore[attr-defined]
+        await secc.respond(self._sub(step.spec.get("reply") or {}, step))                   # type: ignore[attr-defined]
+        note = f" (answered {len(skipped)} before it)" if skipped else ""
+        return f"{name} received{note}"
+
+    async def _step_v2g_expect_end(self, step: "Step") -> str:
+        from ..iso15118.secc import SeccError
+
+        secc = self._need_secc()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + step.timeout
+        seen = len(secc.violations)
+        names: list[str] = []
+        while loop.time() < deadline:
+            record = secc.sessions[-1] if secc.sessions else None
+            if record is not None and record.ended_in:
+                break
+            try:
+                got, _ = await secc.expect_request(None, timeout=min(0.3, max(deadline - loop.time(), 0.01)))
+            except SeccError:
+                continue
+            names.append(got)
+            self._new_violation(secc, seen, got)
+            await secc.respond({})
+        else:
+            raise DutFailure(f"the EV's session did not end within {step.timeout:g} s", expected="SessionStopReq",
+                             received=names[-3:] or "nothing")
+        await asyncio.sleep(0.05)                 # let the SECC record the close that follows SessionStopRes
+        self._new_violation(secc, seen, names[-1] if names else "session end")
+        record = secc.sessions[-1]
+        if record.ended_in != "SessionStop":
+            raise DutFailure(f"the EV ended the session without SessionStopReq ({record.ended_in}: {record.reason})",
+                             expected="SessionStopReq, then the EV closes the connection",
+                             received=f"{record.ended_in} after {names[-1] if names else 'nothing'}")
+        return f"session ended with SessionStop after {len(names)} more requests"
+
+
+def v2g_jsonable(value: Any) -> Any:
+    """A V2G body for matchers: bytes as upper-case hex; a physical value (-2 Value × 10^Multiplier,
+    -20 Value × 10^Exponent) gains `scaled`, its plain number, so a case can compare amounts."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex().upper()
+    if isinstance(value, list):
+        return [v2g_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        out = {k: v2g_jsonable(v) for k, v in value.items()}
+        if isinstance(value.get("Value"), int) and ("Multiplier" in value or "Exponent" in value):
+            out["scaled"] = value["Value"] * 10 ** int(value.get("Multiplier", value.get("Exponent", 0)))
+        return out
+    return value

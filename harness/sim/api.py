@@ -22,7 +22,7 @@ class UnknownFault(ValueError):
 @dataclass(frozen=True)
 class Fault:
     name: str                               # kebab-free snake_case, e.g. "tx_seqno_skips"
-    target: Literal["cs", "csms"]           # which simulator it breaks
+    target: Literal["cs", "csms", "ev"]     # which simulator it breaks
     versions: tuple[str, ...]               # OCPP versions where it has an effect
     description: str                        # the one behaviour it breaks, as a vendor bug report would say it
 

@@ -126,7 +126,10 @@ def _catalogue(target: str) -> dict[str, Fault]:
                 raise
             csms = CSMS_FAULTS
         return csms
-    raise ValueError(f"fault target must be 'cs' or 'csms', got {target!r}")
+    if target == "ev":
+        from .ev_sim import EV_FAULTS
+        return EV_FAULTS
+    raise ValueError(f"fault target must be 'cs', 'csms' or 'ev', got {target!r}")
 
 
 def get_fault(target: str, name: str) -> Fault:
