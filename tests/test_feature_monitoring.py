@@ -161,6 +161,9 @@ def test_base_clear_and_report() -> None:
         assert set(monitoring.state(sim.front).active()) == {1, 2}
         results = (await _call(sim, "ClearVariableMonitoring", {"id": [2, 1, 555]}))["clearMonitoringResult"]
         assert [x["status"] for x in results] == ["Accepted", "Rejected", "NotFound"]
+        faulty = _sim("hardwired_monitor_clearable")
+        assert (await _call(faulty, "ClearVariableMonitoring", {"id": [1]}))["clearMonitoringResult"][0]["status"] == \
+            "Accepted"
     run(go())
 
 

@@ -319,11 +319,12 @@ async def _clear_variable_monitoring(front: FrontEnd, p: dict[str, Any]) -> Repl
         if mid in st.custom:
             del st.custom[mid]
             status = "Accepted"
-        elif mid in st.preconfigured and st.preconfigured[mid].kind != "HardWiredMonitor":
+        elif mid in st.preconfigured and (st.preconfigured[mid].kind != "HardWiredMonitor"
+                                          or front.sim.has("hardwired_monitor_clearable")):
             del st.preconfigured[mid]
             status = "Accepted"
         elif mid in st.preconfigured:
-            status = "Rejected"                       # a hard-wired monitor cannot be removed
+            status = "Rejected"                       # N06.FR.03: a hard-wired monitor cannot be removed
         else:
             status = "Accepted" if front.sim.has("clear_monitoring_unknown_accepted") else "NotFound"
         results.append({"status": status, "id": mid})
@@ -473,6 +474,8 @@ FEATURE = Feature(
               "monitors."),
         Fault("clear_monitoring_unknown_accepted", "cs", (V201,),
               "ClearVariableMonitoring answers Accepted for a monitor id the station does not hold (not NotFound)."),
+        Fault("hardwired_monitor_clearable", "cs", (V201,),
+              "ClearVariableMonitoring removes a hard-wired (safety) monitor instead of answering Rejected."),
         Fault("monitoring_report_missing_monitor", "cs", (V201,),
               "NotifyMonitoringReport leaves out the newest monitor that matches the request."),
     ],
