@@ -129,6 +129,14 @@ def test_priority_fault(fault: str, check: Any) -> None:
     run(go())
 
 
+@pytest.mark.parametrize("fault,message", [("display_unsupported_format_accepted", _msg(1, fmt="HTML")),
+                                           ("display_unsupported_state_accepted", _msg(1, state="Faulted"))])
+def test_capability_faults_accept(fault: str, message: dict[str, Any]) -> None:
+    async def go() -> None:
+        assert (await _call(_sim(fault), "SetDisplayMessage", message))["status"] == "Accepted"
+    run(go())
+
+
 def test_stale_request_id_fault() -> None:
     async def go() -> None:
         sim = _sim("get_display_messages_wrong_request_id")

@@ -60,7 +60,8 @@ def check_message(front: FrontEnd, info: dict[str, Any]) -> str:
         return "NotSupportedMessageFormat"
     if info["priority"] not in SUPPORTED_PRIORITIES and not front.sim.has("display_message_priority_ignored"):
         return "NotSupportedPriority"
-    if info.get("state") is not None and info["state"] not in SUPPORTED_STATES:
+    if info.get("state") is not None and info["state"] not in SUPPORTED_STATES \
+            and not front.sim.has("display_unsupported_state_accepted"):
         return "NotSupportedState"
     if info.get("transactionId") is not None and info["transactionId"] not in _ongoing_tx_ids(front.sim) \
             and not front.sim.has("display_message_ignores_transaction"):
@@ -246,6 +247,9 @@ FEATURE = Feature(
         Fault("display_unsupported_format_accepted", "cs", (V201,),
               "SetDisplayMessage in a format the screen does not support (e.g. HTML) is Accepted; the driver sees "
               "the raw markup."),
+        Fault("display_unsupported_state_accepted", "cs", (V201,),
+              "SetDisplayMessage for a state the screen cannot show (it is dark when Faulted) is Accepted; the "
+              "message is never seen."),
         Fault("display_clear_unknown_accepted", "cs", (V201,),
               "ClearDisplayMessage for an id the station does not hold is answered Accepted instead of Unknown."),
         Fault("get_display_messages_wrong_request_id", "cs", (V201,),
