@@ -595,6 +595,11 @@ async def probe_base_report(sim: CsmsSimulator) -> Any:
                           {"status": "Accepted"})
 
 
+async def probe_data_transfer_out(sim: CsmsSimulator) -> Any:
+    return await _sent_by(sim, await _booted(sim), "data_transfer", {"vendor_id": "com.example.depot", "message_id": "Ping"},
+                          {"status": "UnknownVendorId"})
+
+
 # Each fault → the probe whose observation it changes (and the config the probe needs).
 PROBES: dict[str, tuple[Callable[[CsmsSimulator], Awaitable[Any]], CsmsSimConfig | None]] = {
     "boot_interval_zero": (probe_boot, None),
@@ -683,6 +688,7 @@ async def probe_data_transfer201(sim: CsmsSimulator) -> Any:
 
 PROBES.update({
     "data_transfer_accepts_unknown_vendor_csms": (probe_data_transfer201, None),
+    "data_transfer_own_vendor_id": (probe_data_transfer_out, None),
     "data_transfer_callerror": (probe_data_transfer16, None),
     "meter_decimal_rejected": (probe_meter_decimal16, None),
     "change_availability_wrong_type": (probe_availability16, None),

@@ -1072,6 +1072,12 @@ async def _p_data_transfer201(sim: StationSimulator, csms: Csms, srv: OcppServer
     return isinstance(r.frame, CallResult) and r.frame.payload["status"] == "UnknownVendorId"
 
 
+@probe("data_transfer_drops_message_id", replies={"DataTransfer": {"status": "UnknownVendorId"}})
+async def _p_data_transfer_out(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
+    await sim.perform("data_transfer", {"vendor_id": "com.example.depot", "message_id": "TruckId"})
+    return (await csms.expect("DataTransfer")).payload.get("messageId") == "TruckId"
+
+
 @probe("data_transfer_not_implemented", "1.6")
 async def _p_data_transfer16(sim: StationSimulator, csms: Csms, srv: OcppServer) -> bool:
     r = await csms.send("DataTransfer", {"vendorId": "org.example.nobody"})

@@ -276,6 +276,20 @@ def _get_transaction_status(sim: CsmsSimulator, st: StationState, params: dict[s
     return "GetTransactionStatus", payload, True
 
 
+def _data_transfer_out(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
+    """P01: a vendor-specific request to the station (vendor_id, message_id?, data?)."""
+    vendor = str(params.get("vendor_id") or "")
+    if not vendor:
+        raise ValueError("data_transfer needs vendor_id")
+    if sim.faulty("data_transfer_own_vendor_id", VERSION):
+        vendor = "com.refsim.csms"            # the bug: the back end's own id replaces the operator's
+    payload: dict[str, Any] = {"vendorId": vendor}
+    for key, field in (("message_id", "messageId"), ("data", "data")):
+        if params.get(key) is not None:
+            payload[field] = params[key]
+    return "DataTransfer", payload, True
+
+
 def _get_base_report(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> Outgoing:
     base = str(params.get("report_base", "FullInventory"))
     if sim.faulty("get_base_report_wrong_base", VERSION):
@@ -301,5 +315,6 @@ OPERATOR_ACTIONS: dict[str, Builder] = {
     "unlock_connector": _unlock_connector,
     "get_transaction_status": _get_transaction_status,
     "get_base_report": _get_base_report,
+    "data_transfer": _data_transfer_out,
 }
 OPERATOR_ACTIONS.update(features.csms_operator(VERSION))

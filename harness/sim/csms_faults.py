@@ -99,6 +99,8 @@ CSMS_FAULTS.update(dict([
 CSMS_FAULTS.update(dict([
     _f("data_transfer_accepts_unknown_vendor_csms", ("2.0.1",),
        "a DataTransfer with a vendorId the CSMS has no extension for is answered Accepted instead of UnknownVendorId"),
+    _f("data_transfer_own_vendor_id", ("2.0.1",),
+       "DataTransfer to a station carries the back end's own vendorId instead of the one the operator chose"),
 ]))
 
 # --- TLS (security profiles 2–3; applied in harness.sim.tls_faults) ---------------------------

@@ -165,6 +165,8 @@ STATION_FAULTS.update(dict([
 STATION_FAULTS.update(dict([
     _cs("data_transfer_accepts_unknown_vendor", _V201,
         "Answers a DataTransfer for a vendorId it has no extension for with Accepted instead of UnknownVendorId."),
+    _cs("data_transfer_drops_message_id", _BOTH,
+        "Sends its vendor-specific DataTransfer without the messageId the vendor extension needs."),
 ]))
 
 

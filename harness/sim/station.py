@@ -175,7 +175,7 @@ class FrontEnd:
 class StationSimulator:
     """A charging station with `cfg.evses` that connects to `cfg.csms_url` (see module doc)."""
 
-    ACTIONS = ("reboot", "plug_in", "present_token", "unplug", "stop_charging", "set_limit", "state")
+    ACTIONS = ("reboot", "plug_in", "present_token", "unplug", "stop_charging", "set_limit", "state", "data_transfer")
 
     def __init__(self, cfg: StationSimConfig, fault: str | None = None, trace: Trace | None = None, *,
                  time_scale: float = 60.0, call_timeout_s: float = 10.0, reboot_delay_s: float = 0.3,
@@ -777,6 +777,17 @@ class StationSimulator:
             return {"evse": evse.id, "limit_kw": limit}
         if action == "state":
             return self.snapshot()
+        if action == "data_transfer":           # P02 / 1.6 DataTransfer.req from the station
+            if not params.get("vendor_id"):
+                raise ValueError("data_transfer needs vendor_id")
+            payload = {"vendorId": str(params["vendor_id"])}
+            if self.has("data_transfer_drops_message_id"):
+                params = {**params, "message_id": None}     # the bug: the messageId never leaves the station
+            for key, field in (("message_id", "messageId"), ("data", "data")):
+                if params.get(key) is not None:
+                    payload[field] = params[key]
+            answer = await self.enqueue("DataTransfer", payload)
+            return {"request": payload, "response": answer}
         extra = features.station_actions()
         if action in extra:
             return await extra[action](self, params)
