@@ -5,6 +5,9 @@ Per case, in whichever process ran it (`evidence/<case id>/`):
     frames.json    every traced frame (redacted), the same JSON the Allure result carries
     sequence.svg   the frames as a sequence diagram (`svg.py`)
     traffic.pcap   the case's websocket connections as packets (`pcap.py`)
+    v2g.pcap       the case's ISO 15118 traffic (SDP, V2GTP, TLS records), where it had any
+                   (`iso15118/session_capture.py`), with `v2g.pcap.keys` (TLS key log) and
+                   `v2g.pcap.txt` (what in it is synthesized); attached to the Allure result
     case.json      what the run-level steps need to know about the case (id, role, verdict…)
 
 Per run (once, after the session): `traffic.pcap` with every case's connections merged in
@@ -79,11 +82,32 @@ def write_case_evidence(reports: Path, case: TestCase, result: CaseResult, trace
         write_pcap(folder / PCAP, connections_from_trace(entries, harness_is_client=case.role == "cs"))
     except ImportError as exc:     # an environment installed before scapy was a dependency: keep the verdict
         pcap_note = f"no pcap: {exc} (pip install -e . brings scapy)"
+    v2g_files, v2g_note = _write_v2g_capture(folder, trace, result)
     meta = {"case_id": case.id, "title": case.title, "ocpp": case.ocpp, "role": case.role, "profile": case.profile,
             "verdict": result.verdict.value, "requirement": result.requirement, "dut": dut_name,
-            "frames": len(entries), **({"pcap": pcap_note} if pcap_note else {})}
+            "frames": len(entries), **({"pcap": pcap_note} if pcap_note else {}),
+            **({"v2g_pcap": sorted(v2g_files)} if v2g_files else {}), **({"v2g_pcap_error": v2g_note} if v2g_note else {})}
     (folder / META).write_text(json.dumps(redactor.obj(meta), indent=1, ensure_ascii=False), "utf-8")
     return {"frames_json": frames_json, "svg": svg, "dir": folder}
+
+
+def _write_v2g_capture(folder: Path, trace: Trace | None, result: CaseResult) -> tuple[dict[str, Path], str]:
+    """The case's V2G pcap (+ key log, + note), added to the files the Allure result attaches
+    (the case variable `attachments`, name → path, which publish.py attaches after this).
+    Returns the files and, where writing failed, why (the verdict and other evidence stand)."""
+    if trace is None:
+        return {}, ""
+    from ..iso15118.session_capture import write_captures    # light: scapy only loads if there is a capture
+
+    try:
+        files = write_captures(trace, folder)
+    except Exception as exc:       # evidence must never cost the case its report
+        return {}, f"no V2G pcap: {type(exc).__name__}: {exc}"
+    if files and isinstance(result.captures, dict):
+        attachments = result.captures.setdefault("attachments", {})
+        if isinstance(attachments, dict):  # a case's own `attachments` variable of another shape stays untouched
+            attachments.update({name: str(path) for name, path in files.items()})
+    return files, ""
 
 
 def read_case_frames(reports: Path, case_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
