@@ -2,6 +2,17 @@
 charger's SECC (role `secc`). It is the harness's own EVCC running its session autopilot, with
 a catalogue of named faults — the ways real EV communication controllers get the standard
 wrong — so every EVCC case proves it can FAIL.
+
+The clean simulator behaves as a conforming EV where the harness's EVCC autopilot does not yet:
+it ends the charge loop when the SECC signals a stop (EVSENotification StopCharging / Terminate,
+EVSEStatusCode shutdown or malfunction); `ev_stop_ignored` is the autopilot's own behaviour.
+
+Per-session choices come from the `plug_in` params, else from `EvSimConfig`:
+    preset   EvModel preset (car | truck | mcs_truck)
+    auth     "eim" | "pnc" | "auto" (auto: Plug & Charge in -2 when the SECC offers Contract,
+             i.e. over TLS with a PKI; EIM otherwise — -20 stays EIM until a case can choose)
+    dynamic  -20: dynamic instead of scheduled control mode
+    loops    charge-loop cycles
 """
 
 from __future__ import annotations
@@ -32,7 +43,40 @@ EV_FAULTS: dict[str, Fault] = dict([
     _ev("ev_no_session_stop",
         "Drops the TCP connection after welding detection without SessionStopReq (the SECC cannot tell an end "
         "from a fault)."),
+    _ev("ev_exceeds_own_max_voltage",
+        "Asks for a charge-loop target voltage 30 V above the maximum voltage it declares in the same request."),
+    _ev("ev_precharge_wrong_target",
+        "Pre-charges the DC link to its own maximum voltage instead of its present battery voltage."),
+    _ev("ev_precharge_not_settled",
+        "Sends PowerDelivery Start after the first PreChargeRes, whatever the EVSE's present voltage."),
+    _ev("ev_ignores_lowered_limit",
+        "Keeps the EVSE maximum limits of the first answer that carried them; a limit the charger lowers "
+        "later in the charge loop is ignored."),
+    _ev("ev_picks_unoffered_payment",
+        "Selects Contract payment in PaymentServiceSelection even when the SECC offered only ExternalPayment.",
+        ("iso2",)),
+    _ev("ev_no_repeat_on_ongoing",
+        "Treats EVSEProcessing=Ongoing as Finished: moves on to the next request instead of repeating "
+        "Authorization / ChargeParameterDiscovery / CableCheck."),
+    _ev("ev_skips_welding_detection",
+        "Goes from PowerDelivery Stop straight to SessionStop without welding detection."),
+    _ev("ev_stop_ignored",
+        "Goes on with the charge loop when the SECC signals EVSENotification StopCharging / Terminate or an "
+        "EVSEStatusCode shutdown."),
+    _ev("ev_evccid_malformed",
+        "Sends an all-zero EVCCID (its PLC modem's MAC address was never read).", ("din", "iso2")),
+    _ev("ev_stale_gen_challenge",
+        "Plug & Charge: signs an AuthorizationReq with a stale (all-zero) GenChallenge instead of the one from "
+        "PaymentDetailsRes.", ("iso2",)),
+    _ev("ev_emaid_mismatch",
+        "Plug & Charge: PaymentDetailsReq names another eMAID than its contract certificate's.", ("iso2",)),
 ])
+
+# EVSE signals that end the charge loop (-2/DIN DC_EVSEStatus, -20 EVSEStatus).
+STOP_NOTIFICATIONS = frozenset({"StopCharging", "Terminate"})
+STOP_STATUS_CODES = frozenset({"EVSE_Shutdown", "EVSE_EmergencyShutdown", "EVSE_UtilityInterruptEvent",
+                               "EVSE_Malfunction"})
+EXCESS_VOLTAGE_V = 30.0
 
 
 def get_ev_fault(name: str) -> Fault:
@@ -42,27 +86,93 @@ def get_ev_fault(name: str) -> Fault:
         raise UnknownFault(f"no ev fault named {name!r}; valid: {', '.join(sorted(EV_FAULTS))}") from None
 
 
+def evse_signals_stop(response: dict) -> bool:
+    """Whether a charge-loop response tells the EV to stop charging."""
+    status = response.get("DC_EVSEStatus") or response.get("EVSEStatus") or {}
+    return (status.get("EVSENotification") in STOP_NOTIFICATIONS
+            or status.get("EVSEStatusCode") in STOP_STATUS_CODES)
+
+
 def _faulty_evcc_class() -> type:
     """An Evcc whose autopilot carries one fault (built lazily: the EVCC imports the EXI codec)."""
+    from ..iso15118 import messages as m
     from ..iso15118.evcc import Evcc
 
     class FaultyEvcc(Evcc):
         fault: str | None = None
+        auto_pnc: bool = False            # -2: switch to PnC when the SECC offers Contract
 
+        # -- request bodies ----------------------------------------------------------------
+        def build(self, name: str) -> dict:
+            body = super().build(name)
+            fault, ev, iso20 = self.fault, self.ev, self.info.is_iso20
+            if fault == "ev_exceeds_own_max_voltage" and name in ("CurrentDemandReq", "DC_ChargeLoopReq"):
+                too_high = ev.max_voltage + EXCESS_VOLTAGE_V
+                if iso20 and "Scheduled_DC_CLReqControlMode" in body:
+                    body["Scheduled_DC_CLReqControlMode"]["EVTargetVoltage"] = m.rational(too_high)
+                elif not iso20:
+                    body["EVTargetVoltage"] = m.pv(too_high, "V")
+            elif fault == "ev_precharge_wrong_target" and name in ("PreChargeReq", "DC_PreChargeReq"):
+                body["EVTargetVoltage"] = m.rational(ev.max_voltage) if iso20 else m.pv(ev.max_voltage, "V")
+            elif fault == "ev_picks_unoffered_payment" and name == "PaymentServiceSelectionReq":
+                body["SelectedPaymentOption"] = "Contract"
+            elif fault == "ev_evccid_malformed" and name == "SessionSetupReq" and not iso20:
+                body["EVCCID"] = bytes(6)
+            elif fault == "ev_stale_gen_challenge" and name == "AuthorizationReq" and "GenChallenge" in body:
+                body["GenChallenge"] = bytes(16)
+            elif fault == "ev_emaid_mismatch" and name == "PaymentDetailsReq":
+                body["eMAID"] = "DEHARC" + "9" * 8      # a contract this EV no longer holds
+            return body
+
+        # -- what the EV learns from the SECC ------------------------------------------------
         def _evse_max_current(self) -> float | None:             # type: ignore[override]
             if self.fault == "ev_ignores_evse_current_limit":
                 return None                                       # the bug: only its own limit counts
             return super()._evse_max_current()
 
+        def _absorb_evse_values(self, body: dict) -> None:
+            if self.fault != "ev_ignores_lowered_limit":
+                return super()._absorb_evse_values(body)
+            first = {k: v for k, v in self.state.evse.items() if "Maximum" in k}
+            super()._absorb_evse_values(body)
+            self.state.evse.update(first)                         # the bug: the first limits stick
+
+        def _absorb_ServiceDiscoveryRes(self, body: dict) -> None:
+            super()._absorb_ServiceDiscoveryRes(body)
+            if (self.auto_pnc and self.protocol == "iso2" and "Contract" in self.state.payment_options
+                    and self._contract_key is not None):
+                self.auth = "pnc"                                 # a contract on board: use it when offered
+
+        # -- the sequence ----------------------------------------------------------------------
+        def _precharged(self, exchange: Any) -> bool:
+            if self.fault == "ev_precharge_not_settled":
+                return True
+            if self.fault == "ev_precharge_wrong_target":     # it waits for its (wrong) target
+                present = m.number(exchange.response.get("EVSEPresentVoltage"))
+                return present is not None and abs(present - self.ev.max_voltage) <= 20.0
+            return super()._precharged(exchange)
+
         async def _until_finished(self, name: str, *args: Any, **kw: Any) -> Any:      # type: ignore[override]
             if self.fault == "ev_skips_precharge" and name in ("PreChargeReq", "DC_PreChargeReq"):
                 return None
+            if self.fault == "ev_no_repeat_on_ongoing":
+                return await self._step(name)                     # the bug: Ongoing taken for Finished
             return await super()._until_finished(name, *args, **kw)
 
         async def _step(self, name: str, *args: Any, **kw: Any) -> Any:               # type: ignore[override]
             if self.fault == "ev_skips_precharge" and name == "DC_PreChargeReq":
                 return None
             return await super()._step(name, *args, **kw)
+
+        async def _charge_loop(self, name: str) -> None:
+            if self.fault == "ev_stop_ignored":
+                return await super()._charge_loop(name)
+            interval = float(self._plan.get("loop_interval", 0.05))
+            for _ in range(int(self._plan.get("loops", 3))):
+                exchange = await self._step(name)
+                if self.ev.charging_complete or evse_signals_stop(exchange.response):
+                    break
+                await asyncio.sleep(interval)
 
         async def request(self, name: str, overrides: dict | None = None, timeout: float | None = None,
                           **kw: Any) -> Any:                                           # type: ignore[override]
@@ -79,12 +189,13 @@ def _faulty_evcc_class() -> type:
 class EvSimConfig:
     protocol: str = "iso2"             # din | iso2 | iso20_dc
     preset: str = "truck"              # EvModel preset: car | truck | mcs_truck
-    auth: str = "eim"
+    auth: str = "auto"                 # eim | pnc | auto (PnC in -2 when the SECC offers Contract)
     loops: int = 3                     # charge-loop cycles of the autopilot
+    dynamic: bool = False              # -20 dynamic control mode
 
 
 class EvSimulator:
-    """Connects to an SECC and runs one session; `perform("plug_in", {host, port, tls, pki})`."""
+    """Connects to an SECC and runs one session; `perform("plug_in", {host, port, tls, pki, …})`."""
 
     ACTIONS = ("plug_in", "unplug", "state")
 
@@ -112,6 +223,9 @@ class EvSimulator:
         if action == "plug_in":
             if self._task is not None and not self._task.done():
                 raise ValueError("the EV is already plugged in")
+            auth = str(params.get("auth", self.cfg.auth))
+            if auth not in ("eim", "pnc", "auto"):
+                raise ValueError(f"plug_in auth must be eim, pnc or auto, not {auth!r}")
             self._task = asyncio.ensure_future(self._session(dict(params)))
             return {"plugged": True, "protocol": params.get("protocol", self.cfg.protocol)}
         if action == "unplug":
@@ -122,21 +236,35 @@ class EvSimulator:
                     "exchanges": [x.summary() for x in (self.evcc.exchanges if self.evcc else [])]}
         raise UnknownSimAction(f"EV simulator has no action {action!r}; valid: {', '.join(self.ACTIONS)}")
 
-    async def _session(self, params: dict[str, Any]) -> None:
+    def make_evcc(self, params: dict[str, Any]) -> Any:
+        """The EV's EVCC for one plug-in (with this simulator's fault)."""
         from ..iso15118.ev_model import EvModel
 
         protocol = str(params.get("protocol", self.cfg.protocol))
-        cls = _faulty_evcc_class()
         ev = getattr(EvModel, str(params.get("preset", self.cfg.preset)))()
-        self.evcc = evcc = cls(protocol, ev=ev, pki=params.get("pki"), tls=bool(params.get("tls")),
-                               auth=str(params.get("auth", self.cfg.auth)))
+        auth = str(params.get("auth", self.cfg.auth))
+        pki = params.get("pki")
+        evcc = _faulty_evcc_class()(protocol, ev=ev, pki=pki, tls=bool(params.get("tls")),
+                                    auth="pnc" if auth == "pnc" else "eim", trace=self.trace)
         evcc.fault = self.fault
-        plan: dict[str, Any] = {"loops": int(params.get("loops", self.cfg.loops))}
+        evcc.auto_pnc = auth == "auto" and pki is not None
+        return evcc
+
+    def plan(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The autopilot plan of one session: the fault's omissions and the session's choices."""
+        plan: dict[str, Any] = {"loops": int(params.get("loops", self.cfg.loops)),
+                                "dynamic": bool(params.get("dynamic", self.cfg.dynamic))}
         if self.fault == "ev_no_session_stop":
             plan["session_stop"] = False
+        if self.fault == "ev_skips_welding_detection":
+            plan["welding_detection"] = False
+        return plan
+
+    async def _session(self, params: dict[str, Any]) -> None:
+        self.evcc = evcc = self.make_evcc(params)
         try:
             await evcc.connect(params["host"], int(params["port"]), timeout=10)
-            await evcc.run(plan)
+            await evcc.run(self.plan(params))
         except Exception as exc:          # the SECC under the harness's script refused: it is in the trace
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
