@@ -100,6 +100,8 @@ class V2gSteps:
             ev = EvModel(**spec["ev"])
         self.evcc = Evcc(protocol, ev=ev, pki=pki, tls=bool(spec.get("tls", where.get("tls", False))),
                          auth=str(spec.get("auth", "eim")), trace=self.session.trace)              # type: ignore[attr-defined]
+        if pki is not None:
+            self._present_contract(pki, str(spec.get("contract", "contract")), step)
         try:
             await self._v2g_while(self.evcc.connect(where.get("host"), where.get("port"), iface=where.get("iface"),
                                                     timeout=step.timeout), step)
@@ -108,6 +110,25 @@ class V2gSteps:
                              expected="SDP answer, TCP/TLS connection and SupportedAppProtocol handshake",
                              received=str(exc)) from None
         return f"connected to the SECC ({protocol}, {'TLS' if self.evcc.tls else 'TCP'})"
+
+    def _present_contract(self, pki: Any, name: str, step: "Step") -> None:
+        """The contract chain the EV presents: the PKI's good one or a negative variant
+        (contract_revoked, contract_expired, contract_wrong_emaid, contract_foreign_root, …);
+        ${v2g.emaid} is the eMAID the EV presents, ${v2g.pki_emaid} the PKI's own."""
+        from cryptography.x509.oid import NameOID
+
+        chains = {k: v for k, v in pki.chains.items() if k.startswith("contract")}
+        if name not in chains:
+            raise HarnessError(f"{step.source}:{step.line}: no contract chain {name!r}; the V2G PKI has "
+                               f"{', '.join(sorted(chains))}")
+        chain = chains[name]
+        if name != "contract":
+            self.evcc._use_contract(pki.keys[chain["leaf"]],
+                                    [pki.certs[n] for n in [chain["leaf"], *chain["intermediates"]]])
+        leaf = pki.certs[chain["leaf"]]
+        cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        self.variables["v2g"] = {"emaid": str(cn[0].value) if cn else "", "pki_emaid": pki.emaid,    # type: ignore[attr-defined]
+                                 "contract": name}
 
     async def _secc_address(self, spec: dict[str, Any], step: "Step") -> dict[str, Any]:
         """Explicit host/port, else the simulator's SECC (station action `secc`), else SDP on the
