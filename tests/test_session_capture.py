@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,11 @@ def test_plain_iso2_session_gives_sdp_and_v2gtp_with_exi(tmp_path):
     assert {p[IPv6].src for p in packets if IPv6 in p} <= {secc_address, link_local_from_mac("02:00:00:00:0e:01")}
     assert "SDP: SYNTHESIZED" in files["v2g.pcap.txt"].read_text()
     assert capture_of(trace) is None                               # released once written
+    if shutil.which("tshark"):                                      # Wireshark opens it: no malformed or TCP warnings
+        done = subprocess.run(["tshark", "-r", str(files["v2g.pcap"]), "-q", "-z", "expert,warn", "-z", "io,phs"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and "udp" in done.stdout and "tcp" in done.stdout
+        assert "Malformed" not in done.stdout and "Warning" not in done.stdout
 
 
 def _tls_session(tmp_path, trace, secc, protocol, pki):
