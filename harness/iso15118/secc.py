@@ -82,7 +82,8 @@ DYNAMIC_PORTS = (49152, 65535)
 SAP_TIMEOUT = 20.0             # supportedAppProtocolReq after TCP connect (communication setup timeout)
 
 FAULTS = ("secc_accepts_revoked_contract", "secc_skips_signature_check", "secc_skips_chain_check",
-          "secc_ignores_session_id", "secc_wrong_gen_challenge")
+          "secc_ignores_session_id", "secc_wrong_gen_challenge", "secc_ignores_max_current",
+          "secc_cable_check_without_isolation")
 
 
 
@@ -1057,6 +1058,8 @@ class _Session:
 
     async def _iso2_CableCheckReq(self, body: dict, exi: bytes) -> dict:
         finished, isolation = self.charger.cable_check()
+        if self.secc.fault == "secc_cable_check_without_isolation":
+            finished, isolation = True, "Invalid"          # the bug: done before the insulation test has a result
         if finished and not self.charger.isolation_ok:
             return {"ResponseCode": "OK", "DC_EVSEStatus": self._dc_status("EVSE_IsolationMonitoringActive", isolation),
                     "EVSEProcessing": "Finished"}
@@ -1097,6 +1100,8 @@ class _Session:
 
     def _iso2_current_demand_body(self, target_v: float, target_i: float, ev_max_power: float | None = None) -> dict:
         result = self.charger.current_demand(target_v, target_i, ev_max_power)
+        if self.secc.fault == "secc_ignores_max_current":
+            result = {**result, "current": target_i}     # the bug: the EV's target passes the rating unchecked
         c = self.charger
         body = {"ResponseCode": "OK", "DC_EVSEStatus": self._dc_status(),
                 "EVSEPresentVoltage": pv(result["voltage"], "V"), "EVSEPresentCurrent": pv(result["current"], "A"),

@@ -192,18 +192,19 @@ class V2gSteps:
                                  received=str(exc)) from None
             for v in getattr(x, "violations", []):
                 raise DutFailure(f"{x.response_name}: {v}", expected="a response per ISO 15118", received=x.response)
-            if until is None or not match(until, x.response, variables):
+            if until is None or not match(until, v2g_jsonable(x.response), variables):
                 break
             await asyncio.sleep(float(step.spec.get("repeat_every", 0.2)))
         else:
             raise DutFailure(f"{name}: the SECC never reached {until} in {MAX_REPEATS} requests",
                              expected=until, received=x.response)
+        shown = v2g_jsonable(x.response)
         if "expect_response" in step.spec:
-            mism = match(step.spec["expect_response"], x.response, variables)
+            mism = match(step.spec["expect_response"], shown, variables)
             if mism:
                 raise DutFailure(f"{x.response_name} does not match: " + "; ".join(map(str, mism)),
-                                 expected=self._shown(step.spec["expect_response"], step), received=x.response)  # type: ignore[attr-defined]
-        self._capture(step, x.response)                                                    # type: ignore[attr-defined]
+                                 expected=self._shown(step.spec["expect_response"], step), received=shown)  # type: ignore[attr-defined]
+        self._capture(step, shown)                                                         # type: ignore[attr-defined]
         tries = f" after {attempt} requests" if attempt > 1 else ""
         return f"{x.response_name} {x.response_code} in {x.elapsed_s * 1000:.0f} ms{tries}"
 

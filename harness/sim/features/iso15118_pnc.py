@@ -261,7 +261,8 @@ def _hooks(sim: "StationSimulator", evse_id: int) -> Any:
                      on_session_start=on_session_start, on_session_stop=on_session_stop)
 
 
-_SECC_FAULTS = {"secc_accepts_revoked_contract", "secc_skips_signature_check"}
+_SECC_FAULTS = {"secc_accepts_revoked_contract", "secc_skips_signature_check", "secc_ignores_max_current",
+                "secc_cable_check_without_isolation"}
 
 
 async def _secc_action(sim: "StationSimulator", params: dict[str, Any]) -> dict[str, Any]:
@@ -436,6 +437,11 @@ FEATURE = Feature(
         _cs("secc_accepts_revoked_contract",
             "Plug & Charge: ignores revocation — neither its own CRL check nor the CSMS's certificateStatus "
             "stops a revoked contract; only idTokenInfo.status counts."),
+        _cs("secc_ignores_max_current",
+            "The SECC lets the EV's target current through above the EVSE's rated maximum (EVSEPresentCurrent > "
+            "EVSEMaximumCurrentLimit in CurrentDemandRes)."),
+        _cs("secc_cable_check_without_isolation",
+            "CableCheckRes says Finished while EVSEIsolationStatus is still Invalid (no insulation test result)."),
         _cs("pnc_wrong_emaid_in_authorize",
             "Plug & Charge: Authorize carries the CN of the MO Sub-CA certificate as eMAID instead of the "
             "contract certificate's."),
