@@ -130,6 +130,7 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
                             start=time.time(), stop=time.time())
     finally:
         await _bounded(session.close() if session else None)
+        await _bounded(_close_v2g_captures(trace))
         await _bounded(adapter.stop())
         if endpoint is not None and (not _is_persistent(profile) or case.harness_tls):
             await _bounded(endpoint.stop())
@@ -139,6 +140,14 @@ async def execute(case: TestCase, profile: DutProfile, *, fault: str | None = No
         except Exception:
             pass
     return Execution(result, trace, {k: v for k, v in logs.items() if v})
+
+
+async def _close_v2g_captures(trace: Trace) -> None:
+    """Stop the recording relays of a case's ISO 15118 sessions (their pcap is written with the evidence)."""
+    from .iso15118.session_capture import capture_of, close_captures
+
+    if capture_of(trace) is not None:
+        await close_captures(trace)
 
 
 def _station_connected(endpoint: CsmsEndpoint, station_id: str) -> bool:

@@ -135,7 +135,7 @@ def test_a_csms_without_dlb_fails_in_real_time() -> None:
     depot = Depot(**{**depot.__dict__, "end_s": depot.start_s + 4 * 60})
 
     async def main() -> DepotOcppResult:
-        sim = CsmsSimulator(CsmsSimConfig(port=0, versions=("2.0.1",)))
+        sim = CsmsSimulator(CsmsSimConfig(port=0, versions=("2.0.1",)), fault="ev_charging_needs_ignored")   # no K15 planning either
         await sim.start()
         try:
             return await run_depot_async(depot, csms_url=sim.url, options=RunOptions(speed=100.0))
@@ -272,7 +272,8 @@ def test_chargers_follow_the_site_limit_and_a_faulty_one_is_caught() -> None:
 def test_depot_step_against_a_real_csms_endpoint(tmp_path: Path) -> None:
     """A CSMS DUT that is not the built-in simulator: the step connects to its endpoint in real time
     (or at pixit.depot_speed); a run that cannot fit the step's timeout is INCONCLUSIVE up front.
-    The 'real' CSMS here is the simulator without a depot controller: it never limits anything."""
+    The "real" CSMS here is the simulator without a depot controller (and without K15 planning from the
+    EVs' charging needs): it never limits anything."""
     from harness.dut.profile import profile_from_dict
     from harness.execute import execute
     from harness.scenario.loader import load_case
@@ -299,7 +300,7 @@ def test_depot_step_against_a_real_csms_endpoint(tmp_path: Path) -> None:
         return f
 
     async def main():
-        sim = CsmsSimulator(CsmsSimConfig(port=0, versions=("2.0.1",)))
+        sim = CsmsSimulator(CsmsSimConfig(port=0, versions=("2.0.1",)), fault="ev_charging_needs_ignored")   # no K15 planning either
         await sim.start()
         try:
             def profile(speed: float | None):

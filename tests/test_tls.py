@@ -240,7 +240,7 @@ def test_tls_fault_fails_its_case_and_the_clean_simulator_passes(fault: str) -> 
     from harness.scenario.verdict import Verdict
 
     case = load_case(Path(__file__).resolve().parents[1] / "testcases" / _TLS_PROBES[fault])
-    station, csms = builtin_profiles()
+    station, csms = builtin_profiles()[:2]
     dut = station if case.role == "csms" else csms
     clean = run(execute(case, dut))
     broken = run(execute(case, dut, fault=fault))

@@ -98,17 +98,26 @@ class V2gSteps:
         if spec.get("ev"):
             from ..iso15118.ev_model import EvModel
             ev = EvModel(**spec["ev"])
+        from ..iso15118.session_capture import capture_for
+
+        cap = capture_for(self.session.trace)                                               # type: ignore[attr-defined]
+        host, port = where.get("host"), where.get("port")
+        if host and port:     # EV → recording relay → SECC: the case's evidence gets v2g.pcap
+            host, port = await cap.start_relay(host, int(port))
         self.evcc = Evcc(protocol, ev=ev, pki=pki, tls=bool(spec.get("tls", where.get("tls", False))),
-                         auth=str(spec.get("auth", "eim")), trace=self.session.trace)              # type: ignore[attr-defined]
+                         auth=str(spec.get("auth", "eim")), trace=self.session.trace,      # type: ignore[attr-defined]
+                         keylog=cap.keylog_path,
+                         peer_name=f"[{where['host']}]:{where['port']}" if where.get("host") else None)
         if pki is not None:
             self._present_contract(pki, str(spec.get("contract", "contract")), step)
         try:
-            await self._v2g_while(self.evcc.connect(where.get("host"), where.get("port"), iface=where.get("iface"),
-                                                    timeout=step.timeout), step)
+            await self._v2g_while(self.evcc.connect(host, port, iface=where.get("iface"), timeout=step.timeout), step)
         except _dut_errors() as exc:
             raise DutFailure(f"the EV could not reach the charger's SECC: {type(exc).__name__}: {exc}",
                              expected="SDP answer, TCP/TLS connection and SupportedAppProtocol handshake",
                              received=str(exc)) from None
+        if getattr(self.evcc, "discovery", None) is not None:
+            cap.note_sdp_exchanges(self.evcc.discovery.exchanges)
         return f"connected to the SECC ({protocol}, {'TLS' if self.evcc.tls else 'TCP'})"
 
     def _present_contract(self, pki: Any, name: str, step: "Step") -> None:
@@ -234,12 +243,17 @@ class V2gSteps:
         charger = spec.get("charger") or {}
         model = (ChargerModel.mcs if charger.pop("mcs", False) else ChargerModel.ccs2_dc)(
             float(charger.pop("power_kw", 150.0)), **charger)
+        from ..iso15118.session_capture import capture_for
+
+        cap = capture_for(self.session.trace)                                               # type: ignore[attr-defined]
         secc = Secc((protocol,), charger=model, pki=self._v2g_pki() if tls else None, tls=tls,
-                    trace=self.session.trace)                                               # type: ignore[attr-defined]
+                    trace=self.session.trace, keylog=str(cap.keylog_path))                  # type: ignore[attr-defined]
         secc.scripted = True
         pixit = self.variables.get("pixit", {})                                            # type: ignore[attr-defined]
         iface = pixit.get("ev_iface")
         host, port = await secc.start("::1" if not iface else "::", 0, iface=iface)
+        if not iface:         # the EV under test connects through the recording relay (v2g.pcap)
+            host, port = await cap.start_relay(host, port)
         self.session.secc = secc                                                            # type: ignore[attr-defined]
         outcome = await self.adapter.perform(                                               # type: ignore[attr-defined]
             "plug_in", {"host": host, "port": port, "protocol": protocol, "tls": tls,

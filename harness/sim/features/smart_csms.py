@@ -324,6 +324,8 @@ def _send_later(sim: CsmsSimulator, st: StationState, action: str, payload: dict
 
 
 def _notify_ev_charging_needs(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str, Any]:
+    if sim.dlb is not None:                     # a depot run: its DLB controller plans, on the simulated clock
+        return {"status": "Accepted"}
     evse_id = int(p["evseId"])
     needs = dict(p.get("chargingNeeds") or {})
     state = csms_state(st)
