@@ -60,7 +60,7 @@ def test_clean_queue_is_left_alone() -> None:
     sim = FakeSim()
     sim._outbox.extend([_item("TransactionEvent", True, 1), _item("StatusNotification"),
                         _item("TransactionEvent", True, 2)])
-    cx._offline_queue_faults(sim)                     # type: ignore[arg-type]
+    cx._offline_queue_faults(SimpleNamespace(sim=sim, version="2.0.1"))   # type: ignore[arg-type]
     assert [o.payload["n"] for o in sim._outbox] == [1, 0, 2]
 
 
@@ -68,15 +68,17 @@ def test_offline_events_reversed_swaps_only_offline_events() -> None:
     sim = FakeSim("offline_events_reversed")
     sim._outbox.extend([_item("TransactionEvent", True, 1), _item("StatusNotification", n=9),
                         _item("TransactionEvent", True, 2), _item("TransactionEvent", False, 3)])
-    cx._offline_queue_faults(sim)                     # type: ignore[arg-type]
+    cx._offline_queue_faults(SimpleNamespace(sim=sim, version="2.0.1"))   # type: ignore[arg-type]
     assert [o.payload["n"] for o in sim._outbox] == [2, 9, 1, 3]
 
 
-def test_offline_queue_discarded_drops_offline_events() -> None:
+def test_offline_queue_discarded_drops_offline_events_for_good() -> None:
     sim = FakeSim("offline_queue_discarded")
+    front = SimpleNamespace(sim=sim, version="2.0.1")
     sim._outbox.extend([_item("TransactionEvent", True, 1), _item("TransactionEvent", False, 2)])
-    cx._offline_queue_faults(sim)                     # type: ignore[arg-type]
+    cx._offline_queue_faults(front)                   # type: ignore[arg-type]
     assert [o.payload["n"] for o in sim._outbox] == [2]
+    assert cx.GIVEN_UP in cx._state(front).attempts.values()   # the E13 retry must not bring it back
 
 
 def test_outgoing_faults_amend_the_payload() -> None:

@@ -56,6 +56,7 @@ ALIGNED_MEASURANDS_SETTING = Setting(None, "list", const=ENERGY, choices=ALIGNED
 # E13: how often a transaction message is tried and the wait unit between tries.
 MESSAGE_ATTEMPTS = Setting(None, "int", const="3", minimum=1)
 MESSAGE_ATTEMPT_INTERVAL = Setting(None, "int", const="2", minimum=0)
+GIVEN_UP = 1 << 30                     # attempts mark of a message that must not be tried again
 # B04: the core boots on every new connection and then reports every connector, which covers
 # both the long (all connectors, B04.FR.01) and the short offline period (changed ones, FR.02).
 OFFLINE_THRESHOLD = Setting(None, "int", const="60")
@@ -135,28 +136,30 @@ def _boot_accepted(front: "FrontEnd") -> None:
     if front.version != V201:
         return
     sim.spawn(_aligned_loop(front, sim.conn), "aligned-meter-values", session=True)
-    _offline_queue_faults(sim)
+    _offline_queue_faults(front)
     _install_token_wrapper(front)
 
 
-def _offline_queue_faults(sim: "StationSimulator") -> None:
+def _offline_queue_faults(front: "FrontEnd") -> None:
     """Runs right after acceptance, before the sender wakes: where the queue-handling bugs act."""
+    sim = front.sim
     outbox = sim._outbox                                      # the core's FIFO of our CALLs
+    dropped = []
     if sim.has("offline_status_not_reported"):
-        for item in [o for o in outbox if o.action == "StatusNotification"]:
-            outbox.remove(item)
-            if not item.future.done():
-                item.future.set_result(None)
+        dropped += [o for o in outbox if o.action == "StatusNotification"]
     offline = [o for o in outbox if o.action == "TransactionEvent" and o.payload.get("offline")]
     if sim.has("offline_queue_discarded"):
-        for item in offline:
-            outbox.remove(item)
-            if not item.future.done():
-                item.future.set_result(None)
+        dropped += offline
     elif sim.has("offline_events_reversed") and len(offline) > 1:
         slots = [i for i, o in enumerate(outbox) if o in offline]
         for i, item in zip(slots, reversed(offline)):
             outbox[i] = item
+    for item in dropped:
+        outbox.remove(item)
+        if item.action == "TransactionEvent":
+            _state(front).attempts[_message_key(item.payload)] = GIVEN_UP   # thrown away, not "unanswered"
+        if not item.future.done():
+            item.future.set_result(None)
 
 
 def _outgoing(front: "FrontEnd", action: str, payload: dict[str, Any]) -> None:
