@@ -240,9 +240,13 @@ class V2gSteps:
         spec = dict(self._sub(step.spec.get("v2g_listen") or {}, step))                    # type: ignore[attr-defined]
         protocol = self._protocol(step, spec)
         tls = bool(spec.get("tls", protocol.startswith("iso20")))     # -20 mandates TLS
-        charger = spec.get("charger") or {}
-        model = (ChargerModel.mcs if charger.pop("mcs", False) else ChargerModel.ccs2_dc)(
-            float(charger.pop("power_kw", 150.0)), **charger)
+        charger = dict(spec.get("charger") or {})
+        ac = bool(charger.pop("ac", False))
+        if ac:    # an AC charger (ISO 15118-2 AC): ChargerModel.ac(power_kw, …)
+            model = ChargerModel.ac(float(charger.pop("power_kw", 22.0)), **charger)      # type: ignore[attr-defined]
+        else:
+            model = (ChargerModel.mcs if charger.pop("mcs", False) else ChargerModel.ccs2_dc)(
+                float(charger.pop("power_kw", 150.0)), **charger)
         from ..iso15118.session_capture import capture_for
 
         cap = capture_for(self.session.trace)                                               # type: ignore[attr-defined]
@@ -257,7 +261,8 @@ class V2gSteps:
         self.session.secc = secc                                                            # type: ignore[attr-defined]
         outcome = await self.adapter.perform(                                               # type: ignore[attr-defined]
             "plug_in", {"host": host, "port": port, "protocol": protocol, "tls": tls,
-                        "pki": secc.pki, "preset": pixit.get("ev_preset", "truck")},
+                        "pki": secc.pki, "preset": pixit.get("ev_preset", "truck"),
+                        **({"energy_mode": spec.get("energy_mode", "AC_three_phase_core")} if ac else {})},
             f"Plug the EV under test into the harness's charger (SECC on {iface or host}, port {port}).",
             step.timeout)
         if outcome.status != "done":
