@@ -143,3 +143,14 @@ def test_auto_pnc_over_tls_and_pnc_faults():
     assert [v.clause for v in secc.violations] == ["ISO15118-2 [V2G2-475]"]
     secc, _ = run(_session("ev_emaid_mismatch", pki=pki))
     assert [v.clause for v in secc.violations] == ["ISO15118-2 eMAID"]
+
+
+def test_slow_requests_hit_the_sequence_timeout(monkeypatch):
+    import harness.sim.ev_sim as ev_sim
+
+    monkeypatch.setattr(ev_sim, "SLOW_REQUEST_S", 0.6)       # scaled down with the SECC's timeout
+    secc, _ = run(_session("ev_slow_requests", sequence_timeout=0.3))
+    assert secc.sessions[-1].ended_in == "timeout"
+    assert any("Sequence_Timeout" in v.clause for v in secc.violations)
+    secc, _ = run(_session(None, sequence_timeout=5))
+    assert secc.sessions[-1].ended_in == "SessionStop"

@@ -68,6 +68,9 @@ EV_FAULTS: dict[str, Fault] = dict([
     _ev("ev_stale_gen_challenge",
         "Plug & Charge: signs an AuthorizationReq with a stale (all-zero) GenChallenge instead of the one from "
         "PaymentDetailsRes.", ("iso2",)),
+    _ev("ev_slow_requests",
+        "Waits longer than V2G_SECC_Sequence_Timeout (60 s) before its first charge-loop request (its BMS "
+        "stalls after PowerDelivery), so the SECC ends the session."),
     _ev("ev_emaid_mismatch",
         "Plug & Charge: PaymentDetailsReq names another eMAID than its contract certificate's.", ("iso2",)),
 ])
@@ -77,6 +80,8 @@ STOP_NOTIFICATIONS = frozenset({"StopCharging", "Terminate"})
 STOP_STATUS_CODES = frozenset({"EVSE_Shutdown", "EVSE_EmergencyShutdown", "EVSE_UtilityInterruptEvent",
                                "EVSE_Malfunction"})
 EXCESS_VOLTAGE_V = 30.0
+SLOW_REQUEST_S = 62.0          # just over V2G_SECC_Sequence_Timeout (60 s, -2 / -20 / DIN)
+CHARGE_LOOP_REQUESTS = ("CurrentDemandReq", "DC_ChargeLoopReq")
 
 
 def get_ev_fault(name: str) -> Fault:
@@ -101,6 +106,7 @@ def _faulty_evcc_class() -> type:
     class FaultyEvcc(Evcc):
         fault: str | None = None
         auto_pnc: bool = False            # -2: switch to PnC when the SECC offers Contract
+        slow_done: bool = False
 
         # -- request bodies ----------------------------------------------------------------
         def build(self, name: str) -> dict:
@@ -180,6 +186,9 @@ def _faulty_evcc_class() -> type:
                     and self.state.session_id):
                 stale = bytes(b ^ 0xFF for b in self.state.session_id)   # the bug: a previous session's id
                 overrides = {**(overrides or {}), "@session_id": stale}
+            if self.fault == "ev_slow_requests" and name in CHARGE_LOOP_REQUESTS and not self.slow_done:
+                self.slow_done = True
+                await asyncio.sleep(SLOW_REQUEST_S)                      # the bug: a stalled BMS
             return await super().request(name, overrides, timeout, **kw)
 
     return FaultyEvcc
