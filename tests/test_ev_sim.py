@@ -45,6 +45,7 @@ def test_evse_stop_signals(response: dict, stop: bool):
 def test_plan_and_session_choices():
     sim = EvSimulator(EvSimConfig(loops=5), fault="ev_skips_welding_detection")
     assert sim.plan({}) == {"loops": 5, "dynamic": False, "welding_detection": False}
+    assert sim.plan({"energy_mode": "AC_three_phase_core"})["energy_mode"] == "AC_three_phase_core"
     assert EvSimulator(fault="ev_no_session_stop").plan({"dynamic": True, "loops": 2}) == \
         {"loops": 2, "dynamic": True, "session_stop": False}
     with pytest.raises(ValueError, match="auth"):

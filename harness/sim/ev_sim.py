@@ -13,6 +13,7 @@ Per-session choices come from the `plug_in` params, else from `EvSimConfig`:
              i.e. over TLS with a PKI; EIM otherwise — -20 stays EIM until a case can choose)
     dynamic  -20: dynamic instead of scheduled control mode
     loops    charge-loop cycles
+    energy_mode   -2 RequestedEnergyTransferMode (v2g_listen sends it for an AC charger)
 """
 
 from __future__ import annotations
@@ -263,6 +264,8 @@ class EvSimulator:
         """The autopilot plan of one session: the fault's omissions and the session's choices."""
         plan: dict[str, Any] = {"loops": int(params.get("loops", self.cfg.loops)),
                                 "dynamic": bool(params.get("dynamic", self.cfg.dynamic))}
+        if params.get("energy_mode"):                          # e.g. an AC charger asks for AC_three_phase_core
+            plan["energy_mode"] = str(params["energy_mode"])
         if self.fault == "ev_no_session_stop":
             plan["session_stop"] = False
         if self.fault == "ev_skips_welding_detection":
