@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from harness.iso15118.schemas import ENTRY_FILES as _CODEC_ENTRY_FILES
+
 XS = "http://www.w3.org/2001/XMLSchema"
 QName = tuple[str, str]  # (namespace, local name)
 
@@ -35,17 +37,9 @@ _INT_RANGES = {
 _FACETS = ("enumeration", "minInclusive", "maxInclusive", "minExclusive", "maxExclusive",
            "length", "minLength", "maxLength")
 
-# The entry file of each schema name the harness uses (relative to the package's schemas dir).
-ENTRY_FILES = {
-    "app": "V2G_CI_AppProtocol.xsd",
-    "din": "din_spec/V2G_CI_MsgDef.xsd",
-    "iso2": "iso15118_2/V2G_CI_MsgDef.xsd",
-    "iso20": "iso15118_20/V2G_CI_CommonMessages.xsd",
-    "iso20_dc": "iso15118_20/V2G_CI_DC.xsd",
-    "iso20_ac": "iso15118_20/V2G_CI_AC.xsd",
-    "iso20_wpt": "iso15118_20/V2G_CI_WPT.xsd",
-    "iso20_acdp": "iso15118_20/V2G_CI_ACDP.xsd",
-}
+# The entry file of each message schema name (the codec's table; xmldsig is only a fragment
+# schema the bridge never converts whole messages of).
+ENTRY_FILES = {name: entry for name, entry in _CODEC_ENTRY_FILES.items() if name != "xmldsig"}
 
 
 def builtin_kind(local: str) -> str:
