@@ -96,21 +96,29 @@ class ReferencePeer:
     def _failure(self, what: str) -> PeerError:
         return PeerError(f"reference {self.role}: {what}; log tail:\n{self.log_tail()}")
 
+    def _poll(self, compiled: re.Pattern[str], deadline: float, timeout: float) -> re.Match[str] | None:
+        """One look at the log for wait_for/wait_for_async: the match, None to keep waiting, or
+        PeerError once the peer has exited or the deadline has passed."""
+        match = self._check(compiled)
+        if match:
+            return match
+        if not self.running():
+            match = self._check(compiled)  # it may have logged and exited in between
+            if match:
+                return match
+            raise self._failure(f"exited with {self.process.returncode} before {compiled.pattern!r}")
+        if time.monotonic() > deadline:
+            raise self._failure(f"no {compiled.pattern!r} within {timeout} s")
+        return None
+
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         """Block until the log matches pattern (PeerError on timeout or if the peer exits first)."""
         compiled = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            match = self._check(compiled)
+            match = self._poll(compiled, deadline, timeout)
             if match:
                 return match
-            if not self.running():
-                match = self._check(compiled)  # it may have logged and exited in between
-                if match:
-                    return match
-                raise self._failure(f"exited with {self.process.returncode} before {pattern!r}")
-            if time.monotonic() > deadline:
-                raise self._failure(f"no {pattern!r} within {timeout} s")
             time.sleep(_POLL)
 
     async def wait_for_async(self, pattern: str, timeout: float) -> re.Match[str]:
@@ -118,16 +126,9 @@ class ReferencePeer:
         compiled = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            match = self._check(compiled)
+            match = self._poll(compiled, deadline, timeout)
             if match:
                 return match
-            if not self.running():
-                match = self._check(compiled)
-                if match:
-                    return match
-                raise self._failure(f"exited with {self.process.returncode} before {pattern!r}")
-            if time.monotonic() > deadline:
-                raise self._failure(f"no {pattern!r} within {timeout} s")
             await asyncio.sleep(_POLL)
 
     def wait_exit(self, timeout: float) -> int:
