@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, Callable
 
-from harness.iso15118.reference.xsd_model import ComplexInfo, SchemaSet
+from harness.iso15118.reference.xsd_model import Child, ComplexInfo, SchemaSet
 
 
 class CanonicalError(ValueError):
@@ -55,6 +55,14 @@ def _is_simple(info: ComplexInfo) -> bool:
 
 
 # -- canonical -> codec ---------------------------------------------------------------------
+def _child(schema: SchemaSet, info: ComplexInfo, key: str, unknown: Callable[[], str]) -> tuple[Child, ComplexInfo]:
+    """Element `key` of `info`'s content model and its type; CanonicalError(unknown()) if it has none."""
+    child = info.children.get(key)
+    if child is None:
+        raise CanonicalError(unknown())
+    return child, schema.info(child.type_key)
+
+
 def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> Any:
     if _is_simple(info):
         if not info.attributes:
@@ -84,10 +92,8 @@ def _to_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> An
         if key in info.attributes:
             out[key] = _scalar_to_codec(info.attributes[key], item, where)
             continue
-        child = info.children.get(key)
-        if child is None:
-            raise CanonicalError(f"{where}: not allowed here (allowed: {sorted(info.children)})")
-        child_info = schema.info(child.type_key)
+        child, child_info = _child(schema, info, key,
+                                   lambda: f"{where}: not allowed here (allowed: {sorted(info.children)})")
         if child.repeats:
             if not isinstance(item, list):
                 raise CanonicalError(f"{where}: repeats in the XSD, so it must be a list")
@@ -172,10 +178,8 @@ def _from_codec(schema: SchemaSet, info: ComplexInfo, value: Any, path: str) -> 
         if key in info.attributes:
             out[key] = _scalar_from_codec(info.attributes[key], item, where)
             continue
-        child = info.children.get(key)
-        if child is None:
-            raise CanonicalError(f"{where}: the codec gave an element the XSD does not allow here")
-        child_info = schema.info(child.type_key)
+        child, child_info = _child(schema, info, key,
+                                   lambda: f"{where}: the codec gave an element the XSD does not allow here")
         items = item if isinstance(item, list) else [item]
         converted = [_from_codec(schema, child_info, x, f"{where}[{i}]") for i, x in enumerate(items)]
         if child.repeats:
