@@ -71,6 +71,10 @@ def test_request_bodies_carry_the_fault():
     assert m.number(ok.build("PreChargeReq")["EVTargetVoltage"]) == pytest.approx(ok.ev.battery_voltage, abs=0.5)
     loop20 = _evcc("ev_exceeds_own_max_voltage", "iso20_dc").build("DC_ChargeLoopReq")["Scheduled_DC_CLReqControlMode"]
     assert m.number(loop20["EVTargetVoltage"]) > m.number(loop20["EVMaximumVoltage"])
+    dynamic = _evcc("ev_exceeds_own_max_voltage", "iso20_dc")
+    dynamic.state.dynamic = True
+    stated = dynamic.build("DC_ChargeLoopReq")["Dynamic_DC_CLReqControlMode"]["EVMaximumVoltage"]
+    assert m.number(stated) > dynamic.ev.max_voltage
 
 
 def test_lowered_limit_is_kept_or_ignored():

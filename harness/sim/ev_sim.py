@@ -45,7 +45,8 @@ EV_FAULTS: dict[str, Fault] = dict([
         "Drops the TCP connection after welding detection without SessionStopReq (the SECC cannot tell an end "
         "from a fault)."),
     _ev("ev_exceeds_own_max_voltage",
-        "Asks for a charge-loop target voltage 30 V above the maximum voltage it declares in the same request."),
+        "Asks for a charge-loop target voltage 30 V above the maximum voltage it declares in the same request "
+        "(-20 dynamic mode: states a maximum voltage 30 V above the one of its charge parameter discovery)."),
     _ev("ev_precharge_wrong_target",
         "Pre-charges the DC link to its own maximum voltage instead of its present battery voltage."),
     _ev("ev_precharge_not_settled",
@@ -117,6 +118,8 @@ def _faulty_evcc_class() -> type:
                 too_high = ev.max_voltage + EXCESS_VOLTAGE_V
                 if iso20 and "Scheduled_DC_CLReqControlMode" in body:
                     body["Scheduled_DC_CLReqControlMode"]["EVTargetVoltage"] = m.rational(too_high)
+                elif iso20 and "Dynamic_DC_CLReqControlMode" in body:   # above the maximum it declared
+                    body["Dynamic_DC_CLReqControlMode"]["EVMaximumVoltage"] = m.rational(too_high)
                 elif not iso20:
                     body["EVTargetVoltage"] = m.pv(too_high, "V")
             elif fault == "ev_precharge_wrong_target" and name in ("PreChargeReq", "DC_PreChargeReq"):
