@@ -24,9 +24,13 @@ Station simulator (OCPP 2.0.1):
   anything else changes nothing. The core has no hook here, so the front end's on_token is
   wrapped once after the first accepted boot.
 
+CSMS simulator (2.0.1): TransactionEvent and MeterValues answers are the core's, wrapped so
+that the CSMS faults below can act.
+
 Faults: the Core-profile bugs of the station (offline queueing E11/E12/E08, status after an
-offline period B04, reset with a transaction B12, token types C02/C04/C06, E05, E15, J01,
-G05) and of the CSMS (offline-queued TransactionEvents, clock-aligned meter values).
+offline period B04, reset with a transaction B12, token types C02/C03/C04/C06, E05, E13, E15,
+J01, G05, GroupId C09, Master Pass C16) and of the CSMS (offline-queued and retried
+TransactionEvents, clock-aligned and signed readings, an Ended event without any idToken).
 """
 
 from __future__ import annotations
