@@ -103,17 +103,7 @@ class Schema:
             return
         self._seen.add(path)
         self.files.append(path)
-        # Prefixes are needed to resolve type="p:name" (ElementTree drops them); the V2G
-        # schemas declare every prefix once, on the root.
-        nsmap: dict[str, str] = {}
-        tree_root = None
-        for event, item in ET.iterparse(path, events=("start-ns", "end")):
-            if event == "start-ns":
-                prefix, uri = item
-                nsmap.setdefault(prefix, uri)
-            else:
-                tree_root = item
-        assert tree_root is not None
+        tree_root, nsmap = parse_with_prefixes(path)
         ctx = _Ctx(self, tree_root.get("targetNamespace", ""), nsmap,
                    tree_root.get("elementFormDefault") == "qualified",
                    tree_root.get("attributeFormDefault") == "qualified")
@@ -151,6 +141,24 @@ class Schema:
             out.append(decl)
             todo.extend(e.qname for e in self.elements.values() if e.substitution_head == qn)
         return out
+
+
+def parse_with_prefixes(path: str) -> tuple[ET.Element, dict[str, str]]:
+    """An XSD file's root element and its namespace prefixes (first declaration of each wins).
+
+    Prefixes are needed to resolve type="p:name" (ElementTree drops them); the V2G schemas
+    declare every prefix once, on the root."""
+    nsmap: dict[str, str] = {}
+    root = None
+    for event, item in ET.iterparse(path, events=("start-ns", "end")):
+        if event == "start-ns":
+            prefix, uri = item
+            nsmap.setdefault(prefix, uri)
+        else:
+            root = item                  # the root element ends last
+    if root is None:
+        raise ValueError(f"{path}: no XML element")
+    return root, nsmap
 
 
 def _local(tag: str) -> str:

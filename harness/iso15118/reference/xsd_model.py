@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from harness.iso15118.exi.xsd import parse_with_prefixes
 from harness.iso15118.schemas import ENTRY_FILES as _CODEC_ENTRY_FILES
 
 XS = "http://www.w3.org/2001/XMLSchema"
@@ -100,15 +101,7 @@ class SchemaSet:
         if path in self._loaded:
             return
         self._loaded.add(path)
-        prefixes: dict[str, str] = {}
-        root = None
-        for event, item in ET.iterparse(path, events=("start-ns", "start")):
-            if event == "start-ns":
-                prefix, uri = item
-                prefixes.setdefault(prefix, uri)
-            elif root is None:
-                root = item
-        assert root is not None
+        root, prefixes = parse_with_prefixes(path)
         target_ns = root.get("targetNamespace", "")
         for node in root.iter():
             self._node_ns[id(node)] = target_ns
