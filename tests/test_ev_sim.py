@@ -71,6 +71,12 @@ def test_request_bodies_carry_the_fault():
     assert m.number(ok.build("PreChargeReq")["EVTargetVoltage"]) == pytest.approx(ok.ev.battery_voltage, abs=0.5)
     loop20 = _evcc("ev_exceeds_own_max_voltage", "iso20_dc").build("DC_ChargeLoopReq")["Scheduled_DC_CLReqControlMode"]
     assert m.number(loop20["EVTargetVoltage"]) > m.number(loop20["EVMaximumVoltage"])
+    mcs = _evcc("ev_picks_unoffered_service", "iso20_dc")
+    mcs.state.energy_services = [2]
+    assert mcs.build("ServiceSelectionReq")["SelectedEnergyTransferService"]["ServiceID"] == 8
+    dc = _evcc(None, "iso20_dc")
+    dc.state.energy_services = [2]
+    assert dc.build("ServiceSelectionReq")["SelectedEnergyTransferService"]["ServiceID"] == 2
     dynamic = _evcc("ev_exceeds_own_max_voltage", "iso20_dc")
     dynamic.state.dynamic = True
     stated = dynamic.build("DC_ChargeLoopReq")["Dynamic_DC_CLReqControlMode"]["EVMaximumVoltage"]

@@ -57,6 +57,9 @@ EV_FAULTS: dict[str, Fault] = dict([
     _ev("ev_picks_unoffered_payment",
         "Selects Contract payment in PaymentServiceSelection even when the SECC offered only ExternalPayment.",
         ("iso2",)),
+    _ev("ev_picks_unoffered_service",
+        "Selects the MCS energy transfer service (ServiceID 8) in ServiceSelection although the SECC offered "
+        "only DC (ServiceID 2).", ("iso20_dc",)),
     _ev("ev_no_repeat_on_ongoing",
         "Treats EVSEProcessing=Ongoing as Finished: moves on to the next request instead of repeating "
         "Authorization / ChargeParameterDiscovery / CableCheck."),
@@ -84,6 +87,7 @@ STOP_STATUS_CODES = frozenset({"EVSE_Shutdown", "EVSE_EmergencyShutdown", "EVSE_
 EXCESS_VOLTAGE_V = 30.0
 SLOW_REQUEST_S = 62.0          # just over V2G_SECC_Sequence_Timeout (60 s, -2 / -20 / DIN)
 CHARGE_LOOP_REQUESTS = ("CurrentDemandReq", "DC_ChargeLoopReq")
+ISO20_MCS_SERVICE = 8
 
 
 def get_ev_fault(name: str) -> Fault:
@@ -126,6 +130,10 @@ def _faulty_evcc_class() -> type:
                 body["EVTargetVoltage"] = m.rational(ev.max_voltage) if iso20 else m.pv(ev.max_voltage, "V")
             elif fault == "ev_picks_unoffered_payment" and name == "PaymentServiceSelectionReq":
                 body["SelectedPaymentOption"] = "Contract"
+            elif fault == "ev_picks_unoffered_service" and name == "ServiceSelectionReq":
+                mcs = ISO20_MCS_SERVICE
+                if mcs not in self.state.energy_services:
+                    body["SelectedEnergyTransferService"]["ServiceID"] = mcs
             elif fault == "ev_evccid_malformed" and name == "SessionSetupReq" and not iso20:
                 body["EVCCID"] = bytes(6)
             elif fault == "ev_stale_gen_challenge" and name == "AuthorizationReq" and "GenChallenge" in body:
