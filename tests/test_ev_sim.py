@@ -61,6 +61,8 @@ def test_request_bodies_carry_the_fault():
     assert _evcc(None).build("SessionSetupReq")["EVCCID"] != bytes(6)
     assert _evcc("ev_picks_unoffered_payment").build("PaymentServiceSelectionReq")["SelectedPaymentOption"] == "Contract"
     assert _evcc(None).build("PaymentServiceSelectionReq")["SelectedPaymentOption"] == "ExternalPayment"
+    assert _evcc("ev_wrong_schedule_tuple").build("PowerDeliveryReq")["SAScheduleTupleID"] == 2
+    assert _evcc(None).build("PowerDeliveryReq")["SAScheduleTupleID"] == 1
     high = _evcc("ev_exceeds_own_max_voltage").build("CurrentDemandReq")
     assert m.number(high["EVTargetVoltage"]) > m.number(high["EVMaximumVoltageLimit"])
     clean = _evcc(None).build("CurrentDemandReq")

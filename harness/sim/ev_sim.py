@@ -60,6 +60,9 @@ EV_FAULTS: dict[str, Fault] = dict([
     _ev("ev_picks_unoffered_service",
         "Selects the MCS energy transfer service (ServiceID 8) in ServiceSelection although the SECC offered "
         "only DC (ServiceID 2).", ("iso20_dc",)),
+    _ev("ev_wrong_schedule_tuple",
+        "Sends PowerDeliveryReq with SAScheduleTupleID 2 (hard-coded) instead of the tuple the SECC offered in "
+        "ChargeParameterDiscoveryRes.", ("iso2",)),
     _ev("ev_no_repeat_on_ongoing",
         "Treats EVSEProcessing=Ongoing as Finished: moves on to the next request instead of repeating "
         "Authorization / ChargeParameterDiscovery / CableCheck."),
@@ -134,6 +137,8 @@ def _faulty_evcc_class() -> type:
                 mcs = ISO20_MCS_SERVICE
                 if mcs not in self.state.energy_services:
                     body["SelectedEnergyTransferService"]["ServiceID"] = mcs
+            elif fault == "ev_wrong_schedule_tuple" and name == "PowerDeliveryReq" and not iso20:
+                body["SAScheduleTupleID"] = 2 if self.state.sa_schedule_tuple_id != 2 else 3
             elif fault == "ev_evccid_malformed" and name == "SessionSetupReq" and not iso20:
                 body["EVCCID"] = bytes(6)
             elif fault == "ev_stale_gen_challenge" and name == "AuthorizationReq" and "GenChallenge" in body:
