@@ -188,8 +188,8 @@ def _faulty_evcc_class() -> type:
             return await super()._step(name, *args, **kw)
 
         async def _charge_loop(self, name: str) -> None:
-            if self.fault == "ev_stop_ignored":
-                return await super()._charge_loop(name)
+            if self.fault == "ev_stop_ignored" or name not in CHARGE_LOOP_REQUESTS:
+                return await super()._charge_loop(name)          # AC's ChargingStatus loop: the EVCC's own
             interval = float(self._plan.get("loop_interval", 0.05))
             for _ in range(int(self._plan.get("loops", 3))):
                 exchange = await self._step(name)
