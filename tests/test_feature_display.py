@@ -12,31 +12,16 @@ from typing import Any
 import pytest
 
 from harness.sim import features
-from harness.sim.api import StationSimConfig
 from harness.sim.evse import Transaction
 from harness.sim.features import display, tariff
 from harness.sim.station import StationSimulator
 
 from _aio import run
-
-
-def _sim(fault: str | None = None) -> StationSimulator:
-    return StationSimulator(StationSimConfig(versions=("2.0.1",)), fault=fault)
+from _features import call as _call, sent as _sent, station_sim as _sim
 
 
 def _msg(mid: int, priority: str = "NormalCycle", fmt: str = "UTF8", **extra: Any) -> dict[str, Any]:
     return {"message": {"id": mid, "priority": priority, "message": {"format": fmt, "content": f"text {mid}"}, **extra}}
-
-
-async def _call(sim: StationSimulator, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-    reply = await sim.front.handlers[action](payload)
-    if reply.after is not None:
-        await reply.after()
-    return reply.payload
-
-
-def _sent(sim: StationSimulator, action: str) -> list[dict[str, Any]]:
-    return [o.payload for o in sim._outbox if o.action == action]
 
 
 def _start_tx(sim: StationSimulator, evse_id: int = 1, tx_id: str = "TX-1") -> Transaction:

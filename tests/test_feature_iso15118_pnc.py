@@ -12,11 +12,11 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from harness.sim import features
-from harness.sim.api import StationSimConfig
 from harness.sim.csms import CsmsSimulator, StationState
 from harness.sim.features import iso15118_pnc as pnc
 from harness.sim.station import StationSimulator
+
+from _features import with_recording_station
 
 Answer = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 
@@ -29,25 +29,9 @@ def accept_all(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
 
 def with_station(body: Callable[[StationSimulator, list], Awaitable[None]], *, fault: str | None = None,
                  answer: Answer = accept_all, delay: float = 0.0) -> None:
-    async def main() -> None:
-        sim = StationSimulator(StationSimConfig(versions=("2.0.1",)), fault=fault)
-        sim.version = "2.0.1"
-        sent: list[tuple[str, dict[str, Any]]] = []
-
-        def enqueue(action: str, payload: dict[str, Any], *a: Any, **k: Any) -> asyncio.Future[Any]:
-            for f in features.with_hook("outgoing"):
-                f.outgoing(sim.front, action, payload)
-            sent.append((action, payload))
-            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            loop = asyncio.get_running_loop()
-            loop.call_later(delay if action == "Authorize" else 0, lambda: fut.done() or fut.set_result(answer(action, payload)))
-            return fut
-        sim.enqueue = enqueue                                   # type: ignore[method-assign]
-        try:
-            await body(sim, sent)
-        finally:
-            await sim.stop()
-    asyncio.run(asyncio.wait_for(main(), 30))
+    """`body(sim, sent)` on a recording 2.0.1 station; the CSMS answers Authorize after `delay` s."""
+    with_recording_station(body, answer=answer, fault=fault,
+                           answer_after=lambda action: delay if action == "Authorize" else 0, timeout=30)
 
 
 async def ev_session(sim: StationSimulator, *, auth: str = "pnc", tls: bool = True, plan: dict | None = None,

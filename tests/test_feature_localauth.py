@@ -11,18 +11,13 @@ from typing import Any
 import pytest
 
 from harness.sim import features
-from harness.sim.api import StationSimConfig
 from harness.sim.features import localauth, localauth_csms
 from harness.sim.station import StationSimulator
 
 from _aio import run
+from _features import station_sim as _sim
 
 TOKEN, OTHER = "TRUCK-0001", "TRUCK-0002"
-
-
-def _sim(fault: str | None = None, version: str = "2.0.1") -> StationSimulator:
-    sim = StationSimulator(StationSimConfig(versions=(version,)), fault=fault)
-    return sim
 
 
 def _online(sim: StationSimulator, online: bool) -> None:
@@ -141,10 +136,16 @@ def _gate(sim: StationSimulator, token: str) -> str | None:
     return run(ask())
 
 
-def test_gate_online_asks_csms_unless_pre_authorize() -> None:
+def _listed(online: bool) -> StationSimulator:
+    """A station whose local list holds TOKEN (Accepted) and OTHER (Blocked), online or not."""
     sim = _sim()
     run(_send(sim, 1, "Full", _entry(TOKEN), _entry(OTHER, "Blocked")))
-    _online(sim, True)
+    _online(sim, online)
+    return sim
+
+
+def test_gate_online_asks_csms_unless_pre_authorize() -> None:
+    sim = _listed(online=True)
     assert _gate(sim, TOKEN) is None                                  # LocalPreAuthorize false
     _set(sim, localauth.PRE_AUTHORIZE, "true")
     assert _gate(sim, TOKEN) == "Accepted"                           # C14: no Authorize
@@ -153,9 +154,7 @@ def test_gate_online_asks_csms_unless_pre_authorize() -> None:
 
 
 def test_gate_offline_decisions() -> None:
-    sim = _sim()
-    run(_send(sim, 1, "Full", _entry(TOKEN), _entry(OTHER, "Blocked")))
-    _online(sim, False)
+    sim = _listed(online=False)
     assert _gate(sim, TOKEN) is None                                  # LocalAuthorizeOffline false
     _set(sim, localauth.AUTHORIZE_OFFLINE, "true")
     assert _gate(sim, TOKEN) == "Accepted"

@@ -13,26 +13,11 @@ from typing import Any
 import pytest
 
 from harness.sim import features
-from harness.sim.api import StationSimConfig
 from harness.sim.features import monitoring, reports
 from harness.sim.station import StationSimulator
 
 from _aio import run
-
-
-def _sim(fault: str | None = None) -> StationSimulator:
-    return StationSimulator(StationSimConfig(versions=("2.0.1",)), fault=fault)
-
-
-async def _call(sim: StationSimulator, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-    reply = await sim.front.handlers[action](payload)
-    if reply.after is not None:
-        await reply.after()
-    return reply.payload
-
-
-def _sent(sim: StationSimulator, action: str) -> list[dict[str, Any]]:
-    return [o.payload for o in sim._outbox if o.action == action]
+from _features import call as _call, sent as _sent, station_sim as _sim
 
 
 def _mon(variable: str, kind: str, value: float, severity: int = 5, component: str = "ChargingStation",

@@ -12,11 +12,10 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from harness.sim.api import StationSimConfig
 from harness.sim.csms import StationState
-from harness.sim import features
 from harness.sim.features import reservation as res
-from harness.sim.station import StationSimulator
+
+from _features import with_recording_station
 
 
 def iso(seconds: float) -> str:
@@ -27,24 +26,9 @@ def iso(seconds: float) -> str:
 def with_station(version: str, body: Callable[[Any, list[tuple[str, dict[str, Any]]]], Awaitable[None]],
                  fault: str | None = None) -> None:
     """Run `body(front, sent)` against a fresh, unstarted station simulator of `version`."""
-    async def main() -> None:
-        sim = StationSimulator(StationSimConfig(versions=(version,)), fault=fault)
-        sim.version = version
-        sent: list[tuple[str, dict[str, Any]]] = []
-
-        def enqueue(action: str, payload: dict[str, Any], *a: Any, **k: Any) -> asyncio.Future[Any]:
-            for f in features.with_hook("outgoing"):
-                f.outgoing(sim.front, action, payload)
-            sent.append((action, payload))
-            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            fut.set_result({"idTokenInfo": {"status": "Accepted"}, "idTagInfo": {"status": "Accepted"}})
-            return fut
-        sim.enqueue = enqueue                                   # type: ignore[method-assign]
-        try:
-            await body(sim.front, sent)
-        finally:
-            await sim.stop()
-    asyncio.run(asyncio.wait_for(main(), 10))
+    with_recording_station(lambda sim, sent: body(sim.front, sent), version=version, fault=fault,
+                           answer=lambda action, payload: {"idTokenInfo": {"status": "Accepted"},
+                                                           "idTagInfo": {"status": "Accepted"}})
 
 
 async def reserve(front: Any, rid: int, token: str = "TRUCK-0001", evse: int | None = None, **extra: Any) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from harness.ocpp.schemas import validate
 from harness.sim import features
-from harness.sim.api import CsmsSimConfig, StationSimConfig
+from harness.sim.api import CsmsSimConfig
 from harness.sim.csms import CsmsSimulator, StationState
 from harness.sim.ev import EvModel
 from harness.sim.evse import Transaction
@@ -23,20 +23,13 @@ from harness.sim.features import smart_csms, smart_extra
 from harness.sim.station import StationSimulator
 
 from _aio import run
+from _features import sent as _sent, station_sim as _station
 
 NOW = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
 
 
-def _station(fault: str | None = None) -> StationSimulator:
-    return StationSimulator(StationSimConfig(versions=("2.0.1",)), fault=fault)
-
-
 def _csms(fault: str | None = None) -> CsmsSimulator:
     return CsmsSimulator(CsmsSimConfig(), fault=fault)
-
-
-def _sent(sim: StationSimulator, action: str) -> list[dict[str, Any]]:
-    return [o.payload for o in sim._outbox if o.action == action]
 
 
 def _charging(sim: StationSimulator, evse_id: int = 1, tx_id: str = "TX-1") -> Transaction:
