@@ -23,19 +23,10 @@ from harness.iso15118.session_capture import (
     SessionCapture, capture_for, capture_of, close_captures, link_local_from_mac, write_captures,
 )
 from harness.ocpp.trace import Trace
-from harness.pki.v2g import make_v2g_pki
+
+from _v2g import pki2, pki20  # noqa: F401  (module-wide PKI fixtures)
 
 SESSION_BOUND = 30.0
-
-
-@pytest.fixture(scope="module")
-def pki2(tmp_path_factory):
-    return make_v2g_pki(tmp_path_factory.mktemp("pki2"), "iso2")
-
-
-@pytest.fixture(scope="module")
-def pki20(tmp_path_factory):
-    return make_v2g_pki(tmp_path_factory.mktemp("pki20"), "iso20-ec")
 
 
 async def _session_through_relay(trace: Trace, secc: Secc, protocol: str, *, pki=None) -> tuple[Evcc, int]:
