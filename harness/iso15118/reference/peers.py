@@ -30,7 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from harness.iso15118.reference import environment
@@ -96,40 +96,39 @@ class ReferencePeer:
     def _failure(self, what: str) -> PeerError:
         return PeerError(f"reference {self.role}: {what}; log tail:\n{self.log_tail()}")
 
-    def _poll(self, compiled: re.Pattern[str], deadline: float, timeout: float) -> re.Match[str] | None:
-        """One look at the log for wait_for/wait_for_async: the match, None to keep waiting, or
-        PeerError once the peer has exited or the deadline has passed."""
-        match = self._check(compiled)
-        if match:
-            return match
-        if not self.running():
-            match = self._check(compiled)  # it may have logged and exited in between
+    def _poller(self, pattern: str, timeout: float) -> Callable[[], re.Match[str] | None]:
+        """One look at the log per call, for wait_for/wait_for_async: the match, None to keep
+        waiting, or PeerError once the peer has exited or `timeout` s have passed."""
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+
+        def poll() -> re.Match[str] | None:
+            match = self._check(compiled)
             if match:
                 return match
-            raise self._failure(f"exited with {self.process.returncode} before {compiled.pattern!r}")
-        if time.monotonic() > deadline:
-            raise self._failure(f"no {compiled.pattern!r} within {timeout} s")
-        return None
+            if not self.running():
+                match = self._check(compiled)  # it may have logged and exited in between
+                if match:
+                    return match
+                raise self._failure(f"exited with {self.process.returncode} before {pattern!r}")
+            if time.monotonic() > deadline:
+                raise self._failure(f"no {pattern!r} within {timeout} s")
+            return None
+        return poll
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         """Block until the log matches pattern (PeerError on timeout or if the peer exits first)."""
-        compiled = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            match = self._poll(compiled, deadline, timeout)
-            if match:
-                return match
+        poll = self._poller(pattern, timeout)
+        while (match := poll()) is None:
             time.sleep(_POLL)
+        return match
 
     async def wait_for_async(self, pattern: str, timeout: float) -> re.Match[str]:
         """wait_for for asyncio code (polls without blocking the loop)."""
-        compiled = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            match = self._poll(compiled, deadline, timeout)
-            if match:
-                return match
+        poll = self._poller(pattern, timeout)
+        while (match := poll()) is None:
             await asyncio.sleep(_POLL)
+        return match
 
     def wait_exit(self, timeout: float) -> int:
         try:
