@@ -86,6 +86,14 @@ class _LoopbackEv:
         assert rname == name[:-3] + "Res"
         return rbody
 
+    async def up_to_eim_selection(self):
+        """SAP, SessionSetup, ServiceDiscovery and PaymentServiceSelection (ExternalPayment) of a -2 EIM session."""
+        await self.sap()
+        await self.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
+        await self.iso2("ServiceDiscoveryReq", {})
+        await self.iso2("PaymentServiceSelectionReq", {"SelectedPaymentOption": "ExternalPayment",
+                                                       "SelectedServiceList": {"SelectedService": [{"ServiceID": 1}]}})
+
 
 async def _with_secc(secc, script):
     host, port = await secc.start("::1")
@@ -128,11 +136,7 @@ def test_iso2_eim_ongoing_until_hook_accepts_and_scripted_override():
     secc.override["ChargeParameterDiscoveryReq"] = {"DC_EVSEChargeParameter": {"EVSEMaximumVoltageLimit": pv(500, "V")}}
 
     async def script(ev):
-        await ev.sap()
-        await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
-        await ev.iso2("ServiceDiscoveryReq", {})
-        await ev.iso2("PaymentServiceSelectionReq", {"SelectedPaymentOption": "ExternalPayment",
-                                                     "SelectedServiceList": {"SelectedService": [{"ServiceID": 1}]}})
+        await ev.up_to_eim_selection()
         states = [(await ev.iso2("AuthorizationReq", {}))["EVSEProcessing"] for _ in range(3)]
         cpd = await ev.iso2("ChargeParameterDiscoveryReq", {
             "RequestedEnergyTransferMode": "DC_extended",
@@ -187,11 +191,7 @@ def test_ev_parameters_are_checked():
     secc = Secc(("iso2",))
 
     async def script(ev):
-        await ev.sap()
-        await ev.iso2("SessionSetupReq", {"EVCCID": bytes(6)})
-        await ev.iso2("ServiceDiscoveryReq", {})
-        await ev.iso2("PaymentServiceSelectionReq", {"SelectedPaymentOption": "ExternalPayment",
-                                                     "SelectedServiceList": {"SelectedService": [{"ServiceID": 1}]}})
+        await ev.up_to_eim_selection()
         await ev.iso2("AuthorizationReq", {})
         res = await ev.iso2("ChargeParameterDiscoveryReq", {
             "RequestedEnergyTransferMode": "AC_three_phase_core",
@@ -414,6 +414,25 @@ def _run_reference_evcc(tmp_path: Path, evcc: dict, secc: dict, timeout: float =
     return run_pair(ev, our, tmp_path / "run", timeout=timeout)
 
 
+def _skip_without_reference() -> None:
+    reason = _reference_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _run_reference_evcc_pnc(tmp_path: Path, evcc: dict, secc: dict):
+    """`_run_reference_evcc` for Plug & Charge over TLS: one fresh V2G PKI for both sides (the
+    reference EVCC reads it from its PKI_PATH layout). Returns (pki, result)."""
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki")
+    layout = reference_pki_layout(pki, tmp_path / "reference-pki")
+    result = _run_reference_evcc(
+        tmp_path, {**evcc, "use_tls": True, "enforce_tls": True, "pki_path": str(layout)},
+        {**secc, "pki_dir": str(pki.dir), "tls": True})
+    return pki, result
+
+
 def _deduplicated(messages: list[tuple[str, str]], direction: str) -> list[str]:
     names = [name for d, name in messages if d == direction]
     return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
@@ -421,9 +440,7 @@ def _deduplicated(messages: list[tuple[str, str]], direction: str) -> list[str]:
 
 @pytest.mark.slow
 def test_reference_evcc_completes_iso2_dc_eim_session_at_our_secc(tmp_path):
-    reason = _reference_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    _skip_without_reference()
     result = _run_reference_evcc(tmp_path, {"protocols": ["ISO_15118_2"]}, {"protocols": ["iso2"]})
     assert result.secc["ended_in"] == "SessionStop", result.secc
     assert _deduplicated(result.secc["messages"], "rx") == [
@@ -435,16 +452,8 @@ def test_reference_evcc_completes_iso2_dc_eim_session_at_our_secc(tmp_path):
 
 @pytest.mark.slow
 def test_reference_evcc_completes_iso2_dc_pnc_session_over_tls_at_our_secc(tmp_path):
-    reason = _reference_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from harness.pki.v2g import make_v2g_pki
-
-    pki = make_v2g_pki(tmp_path / "pki")
-    layout = reference_pki_layout(pki, tmp_path / "reference-pki")
-    result = _run_reference_evcc(
-        tmp_path, {"protocols": ["ISO_15118_2"], "use_tls": True, "enforce_tls": True, "pki_path": str(layout)},
-        {"protocols": ["iso2"], "pki_dir": str(pki.dir), "tls": True})
+    _skip_without_reference()
+    pki, result = _run_reference_evcc_pnc(tmp_path, {"protocols": ["ISO_15118_2"]}, {"protocols": ["iso2"]})
     assert result.secc["ended_in"] == "SessionStop", result.secc
     rx = _deduplicated(result.secc["messages"], "rx")
     assert rx[:6] == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
@@ -456,9 +465,7 @@ def test_reference_evcc_completes_iso2_dc_pnc_session_over_tls_at_our_secc(tmp_p
 
 @pytest.mark.slow
 def test_reference_evcc_completes_iso20_dc_session_at_our_secc(tmp_path):
-    reason = _reference_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    _skip_without_reference()
     result = _run_reference_evcc(tmp_path, {"protocols": ["ISO_15118_20_DC"]},
                                  {"protocols": ["iso20_dc"], "charger": {"preset": "mcs"}})
     assert result.secc["ended_in"] == "SessionStop", result.secc
@@ -470,9 +477,7 @@ def test_reference_evcc_completes_iso20_dc_session_at_our_secc(tmp_path):
 
 @pytest.mark.slow
 def test_reference_evcc_completes_din_dc_session_at_our_secc(tmp_path):
-    reason = _reference_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    _skip_without_reference()
     result = _run_reference_evcc(tmp_path, {"protocols": ["DIN_SPEC_70121"]}, {"protocols": ["din"]})
     assert result.secc["ended_in"] == "SessionStop", result.secc
     rx = _deduplicated(result.secc["messages"], "rx")
@@ -487,17 +492,10 @@ def test_reference_evcc_completes_iso20_dc_pnc_session_over_tls13_at_our_secc(tm
     """-20 Plug & Charge, TLS 1.3 with the EV's OEM chain. The reference EVCC offers only
     prime256v1 for the key exchange (the -20 profile says secp521r1), so our SECC is told to
     accept that group here (tls_group) — a deliberate, named deviation for this peer."""
-    reason = _reference_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from harness.pki.v2g import make_v2g_pki
-
-    pki = make_v2g_pki(tmp_path / "pki")
-    layout = reference_pki_layout(pki, tmp_path / "reference-pki")
-    result = _run_reference_evcc(
-        tmp_path, {"protocols": ["ISO_15118_20_DC"], "use_tls": True, "enforce_tls": True, "pki_path": str(layout),
-                   "env": {"ENABLE_TLS_1_3": "true"}},
-        {"protocols": ["iso20_dc"], "pki_dir": str(pki.dir), "tls": True, "tls_group": "prime256v1"})
+    _skip_without_reference()
+    pki, result = _run_reference_evcc_pnc(
+        tmp_path, {"protocols": ["ISO_15118_20_DC"], "env": {"ENABLE_TLS_1_3": "true"}},
+        {"protocols": ["iso20_dc"], "tls_group": "prime256v1"})
     assert result.secc["ended_in"] == "SessionStop", result.secc
     assert result.secc["auth"] == "PnC" and result.secc["authorized"] and result.secc["emaid"] == pki.emaid
     assert "DC_ChargeLoopReq" in _deduplicated(result.secc["messages"], "rx")
