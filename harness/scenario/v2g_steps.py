@@ -262,7 +262,9 @@ class V2gSteps:
         outcome = await self.adapter.perform(                                               # type: ignore[attr-defined]
             "plug_in", {"host": host, "port": port, "protocol": protocol, "tls": tls,
                         "pki": secc.pki, "preset": pixit.get("ev_preset", "truck"),
-                        **({"energy_mode": spec.get("energy_mode", "AC_three_phase_core")} if ac else {})},
+                        **({"energy_mode": spec.get("energy_mode", "AC_three_phase_core")} if ac else {}),
+                        # what the EV under test is asked to do (the built-in EV honours these)
+                        **{k: v for k, v in (spec.get("ev") or {}).items() if k in ("auth", "dynamic", "preset")}},
             f"Plug the EV under test into the harness's charger (SECC on {iface or host}, port {port}).",
             step.timeout)
         if outcome.status != "done":
