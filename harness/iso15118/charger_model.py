@@ -9,6 +9,11 @@ clamped to the EVSE limits (voltage, current, power = min(rated power, external 
 Presets:
     ChargerModel.ccs2_dc(150)   CCS2 DC charger, 150–400 kW, 150–1000 V, up to 500 A
     ChargerModel.mcs()          Megawatt Charging System: up to 1250 V / 3000 A / 3.75 MW
+    ChargerModel.ac(22)         AC wallbox (ISO 15118-2 AC): 22 kW, 32 A × 3 phases at 230 V
+
+An AC charger (`is_ac=True`, made by `ChargerModel.ac`) has no power electronics to ramp: it
+switches the mains through and tells the EV how much current per phase it may draw (EVSEMaxCurrent); the EV's on-board charger
+decides what it takes. `ac_step` books the energy of one ChargingStatus cycle.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class ChargerModel:
     energy_to_be_delivered: float | None = None  # Wh, optional in -2 ChargeParameterDiscoveryRes
     connector: str = "CCS2"              # "CCS2" or "MCS" (informational, -20 ServiceDetail)
     power_limit: float | None = None     # W: external limit (OCPP smart charging); None = rated power
+    is_ac: bool = False                  # an AC charger (ISO 15118-2 AC energy transfer modes)
+    phases: int = 3                      # AC: phases wired to the connector (1 or 3)
+    nominal_voltage: float = 230.0       # AC: EVSENominalVoltage, phase-to-neutral V
+    rcd: bool = False                    # AC: the residual current device has tripped (AC_EVSEStatus RCD)
     present_voltage: float = 0.0
     present_current: float = 0.0
     energy_wh: float = 0.0
@@ -50,6 +59,8 @@ class ChargerModel:
             raise ChargerModelError(f"min_voltage {self.min_voltage} must be below max_voltage {self.max_voltage}")
         if not 0 <= self.min_current <= self.max_current:
             raise ChargerModelError(f"min_current {self.min_current} must be within 0..max_current")
+        if self.phases not in (1, 3):
+            raise ChargerModelError(f"phases is 1 or 3, not {self.phases}")
 
     # -- presets ----------------------------------------------------------------------------
     @classmethod
@@ -70,6 +81,30 @@ class ChargerModel:
         values: dict = {"max_power": power_kw * 1000, "max_voltage": 1250.0, "max_current": 3000.0,
                         "min_voltage": 200.0, "voltage_step": 400.0, "current_step": 1000.0,
                         "connector": "MCS"}
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def ac(cls, power_kw: float = 22.0, max_current: float | None = None, phases: int = 3,
+           **overrides: object) -> "ChargerModel":
+        """An AC charger (IEC 61851-1 mode 3): up to 43.5 kW (63 A × 3 phases at 230 V).
+        max_current defaults to what power_kw allows per phase (22 kW, 3 phases: 32 A)."""
+        if phases not in (1, 3):
+            raise ChargerModelError(f"an AC charger has 1 or 3 phases, not {phases}")
+        if not 0 < power_kw <= 43.5:
+            raise ChargerModelError(f"an AC charger here is up to 43.5 kW, not {power_kw}")
+        nominal = float(overrides.pop("nominal_voltage", 230.0))    # type: ignore[arg-type]
+        current = float(max_current) if max_current is not None else \
+            min(63.0, float(int(power_kw * 1000 / (nominal * phases) + 0.5)))
+        if not 0 < current <= 63:
+            raise ChargerModelError(f"AC max_current is 1..63 A per phase, not {current}")
+        values: dict = {"is_ac": True, "phases": phases, "nominal_voltage": nominal, "max_current": current,
+                        "min_current": 6.0 if current >= 6 else 0.0,
+                        # "22 kW" is 32 A × 3 × 230 V = 22.08 kW: the current rating is the exact one
+                        "max_power": current * nominal * phases if max_current is None
+                        else min(power_kw * 1000, current * nominal * phases),
+                        "max_voltage": 400.0 if phases == 3 else 230.0, "min_voltage": 0.0,
+                        "connector": "Type2"}
         values.update(overrides)
         return cls(**values)
 
@@ -138,6 +173,24 @@ class ChargerModel:
         self.present_current = 0.0
         self.present_voltage = _towards(self.present_voltage, 0.0, self.voltage_step)
         return self.present_voltage
+
+
+    # -- AC ---------------------------------------------------------------------------------
+    @property
+    def ac_max_current(self) -> float:
+        """EVSEMaxCurrent per phase in force: the rating, or less when the CSMS limits the power."""
+        if self.power_limit is None:     # the rating in kW is rounded; the current rating is exact
+            return self.max_current
+        return round(min(self.max_current, self.available_power / (self.nominal_voltage * self.phases)), 1)
+
+    def ac_step(self, ev_max_current: float | None, phases: int | None = None, seconds: float = 0.0) -> float:
+        """One ChargingStatus cycle: the EV draws what both allow; returns the current per phase."""
+        current = self.ac_max_current if ev_max_current is None else min(self.ac_max_current, ev_max_current)
+        self.present_current = max(0.0, current)
+        self.present_voltage = self.nominal_voltage
+        used = min(self.phases, phases or self.phases)
+        self.energy_wh += self.present_current * self.nominal_voltage * used * seconds / 3600
+        return self.present_current
 
 
 def _towards(value: float, target: float, step: float) -> float:

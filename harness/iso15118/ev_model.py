@@ -1,7 +1,8 @@
 """The simulated vehicle behind the harness's EVCC: battery, limits, targets, and how the
 state of charge moves while the charger delivers current.
 
-Presets: `EvModel.car()` (CCS passenger car, 400 V class), `EvModel.truck()` (CCS truck,
+Presets: `EvModel.car()` (CCS passenger car, 400 V class; AC on-board charger 32 A × 3 phases,
+as every preset by default: ac_max_current / ac_min_current / ac_phases / ac_max_voltage), `EvModel.truck()` (CCS truck,
 800 V class, 500 A) and `EvModel.mcs_truck()` (Megawatt Charging System levels: up to
 1250 V / 3000 A / 3.75 MW). All electrical values are SI units (V, A, W, Wh, s).
 The battery voltage is a simple open-circuit-voltage line between `min_voltage` (SoC 0)
@@ -41,6 +42,11 @@ class EvModel:
     error_code: str = "NO_ERROR"
     energy_delivered_wh: float = 0.0
     present_voltage_override: float | None = None    # tests: pin the measured battery voltage
+    # AC (ISO 15118-2 AC_EVChargeParameter): the on-board charger's limits, per phase
+    ac_max_current: float = 32.0           # EVMaxCurrent, A per phase
+    ac_min_current: float = 6.0            # EVMinCurrent (IEC 61851-1: 6 A is the lowest PWM current)
+    ac_phases: int = 3                     # phases the on-board charger uses
+    ac_max_voltage: float = 400.0          # EVMaxVoltage (line-to-line for three phases)
     _last_step: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +81,10 @@ class EvModel:
             raise EvModelError("max_current and max_power must be positive")
         if len(self.evcc_id) > 8:
             raise EvModelError("the -2/DIN EVCCID is at most 8 bytes")
+        if self.ac_phases not in (1, 3):
+            raise EvModelError(f"ac_phases is 1 or 3, not {self.ac_phases}")
+        if not 0 <= self.ac_min_current <= self.ac_max_current:
+            raise EvModelError("need 0 <= ac_min_current <= ac_max_current")
 
     # -- derived values ---------------------------------------------------------------------
     @property
@@ -122,6 +132,18 @@ class EvModel:
         if self.charging_complete:
             return 0.0
         return round(max(0.0, current), 1)
+
+    def ac_current(self, evse_max_current: float | None = None) -> float:
+        """The AC current per phase the on-board charger draws: its own and the EVSE's limit
+        (the EVSE's also arrives as the PWM duty cycle; in -2 ChargingStatusRes as EVSEMaxCurrent)."""
+        if self.charging_complete:
+            return 0.0
+        current = self.ac_max_current if evse_max_current is None else min(self.ac_max_current, evse_max_current)
+        return max(0.0, current)
+
+    def ac_power(self, current_a: float, phase_voltage: float = 230.0, phases: int | None = None) -> float:
+        """W drawn at `current_a` per phase (phase-to-neutral voltage × phases)."""
+        return current_a * phase_voltage * (phases or self.ac_phases)
 
     def remaining_time_s(self, power_w: float | None = None, soc: float | None = None) -> int:
         power = power_w or self.max_power

@@ -7,7 +7,7 @@
     await evcc.run({"loops": 5})                # or: the whole session on autopilot
     await evcc.close()
 
-Protocols: "din" (DIN SPEC 70121 DC, EIM), "iso2" (ISO 15118-2 DC, EIM or PnC), "iso20_dc"
+Protocols: "din" (DIN SPEC 70121 DC, EIM), "iso2" (ISO 15118-2 DC or AC, EIM or PnC), "iso20_dc"
 (ISO 15118-20 DC, scheduled or dynamic mode, EIM or PnC). Request bodies come from the EV model
 and the session state (SessionID, EVSE limits, SAScheduleTupleID, GenChallenge, selected
 services); `overrides` are deep-merged over them, where a value of None deletes that key and
@@ -272,7 +272,10 @@ class Evcc:
     def build(self, name: str) -> dict:
         """The default body of request `name` from the EV model and the session state."""
         family = self.info.family
-        builder = getattr(self, f"_{family}_{name}", None)
+        builder = None
+        if family == "iso2" and self._is_ac():     # AC bodies where they differ from DC
+            builder = getattr(self, f"_iso2_ac_{name}", None)
+        builder = builder or getattr(self, f"_{family}_{name}", None)
         if builder is None:
             raise EvccError(f"{self.protocol}: no builder for {name}")
         return builder()
@@ -396,7 +399,8 @@ class Evcc:
         """EVSE limits and present values from any DC response (-2/DIN PhysicalValue, -20 RationalNumber)."""
         evse = self.state.evse
         sources = [body]
-        for key in ("DC_EVSEChargeParameter", "DC_CPDResEnergyTransferMode", "BPT_DC_CPDResEnergyTransferMode"):
+        for key in ("DC_EVSEChargeParameter", "DC_CPDResEnergyTransferMode", "BPT_DC_CPDResEnergyTransferMode",
+                    "AC_EVSEChargeParameter"):
             if isinstance(body.get(key), dict):
                 sources.append(body[key])
         for key in ("Scheduled_DC_CLResControlMode", "Dynamic_DC_CLResControlMode"):
@@ -456,6 +460,17 @@ class Evcc:
     def _absorb_DC_ChargeLoopRes(self, body: dict) -> None:
         self.state.meter_info = body.get("MeterInfo") or self.state.meter_info
         self._step_ev(body)
+
+    def _absorb_iso2_ChargingStatusRes(self, body: dict) -> None:
+        self.state.receipt_required = bool(body.get("ReceiptRequired"))
+        self.state.meter_info = body.get("MeterInfo") or self.state.meter_info
+        if "SAScheduleTupleID" in body:
+            self.state.sa_schedule_tuple_id = body["SAScheduleTupleID"]
+        # AC: the EV's on-board charger draws what both allow at the mains voltage
+        ev = self.ev
+        phases = self._ac_phases()
+        nominal = self.state.evse.get("EVSENominalVoltage") or 230.0
+        ev.step(ev.ac_current(self._evse_max_current()), nominal * phases)
 
     def _step_ev(self, body: dict) -> None:
         current = m.number(body.get("EVSEPresentCurrent")) or 0.0
@@ -534,7 +549,7 @@ class Evcc:
 
     def _evse_max_current(self) -> float | None:
         e = self.state.evse
-        return e.get("EVSEMaximumCurrentLimit") or e.get("EVSEMaximumChargeCurrent")
+        return e.get("EVSEMaximumCurrentLimit") or e.get("EVSEMaximumChargeCurrent") or e.get("EVSEMaxCurrent")
 
     def _evse_max_power(self) -> float | None:
         e = self.state.evse
@@ -678,6 +693,88 @@ class Evcc:
     def _iso2_SessionStopReq(self) -> dict:
         return {"ChargingSession": "Terminate"}
 
+    # -- ISO 15118-2 AC (only the bodies that differ from DC) ---------------------------------
+    def _is_ac(self) -> bool:
+        return self._energy_mode.startswith("AC_")
+
+    def _ac_phases(self) -> int:
+        return 1 if self._energy_mode == "AC_single_phase_core" else self.ev.ac_phases
+
+    def _iso2_ac_ChargeParameterDiscoveryReq(self) -> dict:
+        ev = self.ev
+        wh = ev.energy_request_wh
+        return {"RequestedEnergyTransferMode": self._energy_mode,
+                "AC_EVChargeParameter": {
+                    "DepartureTime": int(ev.departure_s),
+                    "EAmount": m.pv(wh if wh <= 32767 else round(wh, -3), "Wh"),
+                    "EVMaxVoltage": m.pv(ev.ac_max_voltage, "V"),
+                    "EVMaxCurrent": m.pv(ev.ac_max_current, "A"),
+                    "EVMinCurrent": m.pv(ev.ac_min_current, "A")}}
+
+    def _iso2_ac_PowerDeliveryReq(self) -> dict:
+        body: dict[str, Any] = {"ChargeProgress": "Stop" if self._stopping else "Start",
+                                "SAScheduleTupleID": self.state.sa_schedule_tuple_id}
+        if not self._stopping:
+            # the profile the EV intends to follow: what its on-board charger will draw within the EVSE limit
+            phases = self._ac_phases()
+            nominal = self.state.evse.get("EVSENominalVoltage") or 230.0
+            watts = self.ev.ac_power(self.ev.ac_current(self._evse_max_current()), nominal, phases)
+            body["ChargingProfile"] = {"ProfileEntry": [{
+                "ChargingProfileEntryStart": 0, "ChargingProfileEntryMaxPower": m.pv(round(watts), "W"),
+                "ChargingProfileEntryMaxNumberOfPhasesInUse": phases}]}
+        return body
+
+    def _iso2_ChargingStatusReq(self) -> dict:
+        return {}
+
+    def _ac_stop_signalled(self, exchange: V2gExchange) -> bool:
+        status = exchange.response.get("AC_EVSEStatus") or {}
+        return status.get("EVSENotification") in ("StopCharging", "Terminate")
+
+    def _check_ac_charge_parameters(self, exchange: V2gExchange) -> None:
+        """An AC request needs an AC answer: the EVSE charge parameter type follows the requested energy
+        transfer mode (ISO 15118-2 ChargeParameterDiscoveryRes), and the mode must be one that was offered."""
+        body = exchange.response
+        title = self.info.title
+        ac = body.get("AC_EVSEChargeParameter")
+        if not isinstance(ac, dict):
+            exchange.violations.append(f"{title} ChargeParameterDiscoveryRes: {self._energy_mode} requested, "
+                                       "but no AC_EVSEChargeParameter in the answer")
+            return
+        modes = self.state.energy_modes
+        if modes and self._energy_mode not in modes:
+            exchange.violations.append(f"{title}: the EV asked for {self._energy_mode}, the SECC offered {modes}")
+        max_current = m.number(ac.get("EVSEMaxCurrent"))
+        if max_current is not None and not 0 <= max_current <= 63:
+            exchange.violations.append(f"{title} ChargeParameterDiscoveryRes: EVSEMaxCurrent {max_current} A is "
+                                       "outside an AC charger's 0..63 A")
+
+    def _choose_energy_mode(self) -> None:
+        """No energy_mode in the plan: DC_extended, unless the SECC offers AC modes only (an AC wallbox)."""
+        offered = self.state.energy_modes
+        if not offered or any(mode.startswith("DC") for mode in offered):
+            return
+        wanted = "AC_three_phase_core" if self.ev.ac_phases == 3 else "AC_single_phase_core"
+        for mode in (wanted, "AC_single_phase_core", "AC_three_phase_core"):
+            if mode in offered:
+                self._energy_mode = mode
+                self._trace_event(f"the SECC offers only {offered}: charging with {mode}", "NOTE")
+                return
+
+    async def _run_iso2_ac(self, plan: dict) -> None:
+        """The AC tail of a -2 session: no CableCheck/PreCharge/CurrentDemand/WeldingDetection."""
+        cpd = await self._until_finished("ChargeParameterDiscoveryReq")
+        if cpd is not None:
+            self._check_ac_charge_parameters(cpd)
+        await self._step("PowerDeliveryReq")
+        await self._charge_loop("ChargingStatusReq")
+        if self.state.receipt_required and self.auth == "pnc":
+            await self._step("MeteringReceiptReq")
+        self._stopping = True
+        await self._step("PowerDeliveryReq")
+        if self._plan.get("session_stop", True):
+            await self._step("SessionStopReq")
+
     # -- ISO 15118-20 DC ------------------------------------------------------------------------
     def _iso20_SessionSetupReq(self) -> dict:
         return {"EVCCID": self.ev.evcc_id_20}
@@ -797,11 +894,13 @@ class Evcc:
 
     # -- autopilot ------------------------------------------------------------------------------
     async def run(self, plan: dict | None = None) -> list[V2gExchange]:
-        """A whole DC session; returns its exchanges. Plan keys:
+        """A whole session; returns its exchanges. Plan keys:
           loops                 charge loop cycles (default 3; fewer if the EV is full)
           stop_after            request or response name: stop there, the connection stays open
           auth                  "eim" | "pnc" (default: the constructor's)
-          energy_mode           -2 RequestedEnergyTransferMode (default DC_extended)
+          energy_mode           -2 RequestedEnergyTransferMode (default DC_extended, or an AC mode when the
+                                SECC offers AC only); AC_three_phase_core / AC_single_phase_core run the
+                                AC sequence (ChargeParameterDiscovery, PowerDelivery, ChargingStatus loop)
           dynamic               -20: dynamic instead of scheduled control mode
           install_certificate   -2: CertificateInstallation before PaymentDetails
           service_detail        -2: ServiceDetailReq for each offered value-added service
@@ -826,6 +925,11 @@ class Evcc:
                 raise EvccError("PnC needs a V2G PKI")
             self.auth = plan["auth"]
         self._energy_mode = plan.get("energy_mode", "DC_extended")
+        if self._energy_mode not in ("DC_extended", "DC_core", "DC_combo_core", "DC_unique",
+                                     "AC_three_phase_core", "AC_single_phase_core"):
+            raise EvccError(f"unknown energy_mode {self._energy_mode!r}")
+        if self._is_ac() and self.protocol != "iso2":
+            raise EvccError(f"energy_mode {self._energy_mode}: AC is emulated for ISO 15118-2 only")
         self._install = bool(plan.get("install_certificate"))
         self.state.dynamic = bool(plan.get("dynamic", False))
         self._stopping = False
@@ -887,9 +991,11 @@ class Evcc:
     async def _charge_loop(self, name: str) -> None:
         interval = float(self._plan.get("loop_interval", 0.05))
         for _ in range(int(self._plan.get("loops", 3))):
-            await self._step(name)
+            exchange = await self._step(name)
             if self.ev.charging_complete:
                 break
+            if name == "ChargingStatusReq" and self._ac_stop_signalled(exchange):
+                break     # AC: the EVSE asks the EV to stop (EVSENotification in AC_EVSEStatus)
             await asyncio.sleep(interval)
 
     async def _finish(self, welding: str) -> None:
@@ -930,6 +1036,11 @@ class Evcc:
         if self.auth == "pnc":
             await self._step("PaymentDetailsReq")
         await self._until_finished("AuthorizationReq")
+        if "energy_mode" not in plan:
+            self._choose_energy_mode()
+        if self._is_ac():
+            await self._run_iso2_ac(plan)
+            return
         await self._until_finished("ChargeParameterDiscoveryReq")
         await self._until_finished("CableCheckReq")
         await self._until_finished("PreChargeReq", self._precharged)

@@ -11,7 +11,9 @@ ISO 15118-2 DC with EIM and Plug & Charge (contract chain validation against the
 roots with the PKI's CRLs and optionally OCSP, signature check of AuthorizationReq and
 CertificateInstallationReq, CertificateInstallationRes built and signed locally or fetched through
 a hook), ISO 15118-20 DC (scheduled and dynamic control mode, MCS limits from the ChargerModel) and
-DIN SPEC 70121 DC with EIM. It checks what the EV sends — message sequence, SessionID, parameters,
+DIN SPEC 70121 DC with EIM; with an AC ChargerModel (`ChargerModel.ac(22)`, ISO 15118-2 only) it offers
+AC_three_phase_core / AC_single_phase_core and answers the AC sequence (ChargeParameterDiscovery with
+AC_EVSEChargeParameter, PowerDelivery, the ChargingStatus loop, MeteringReceipt) with EIM or PnC. It checks what the EV sends — message sequence, SessionID, parameters,
 the sequence timeout — and records every deviation as a `Violation` with its clause id. Clause ids
 are the ones the public ISO 15118 stacks cite (the ISO text itself was not at hand).
 
@@ -209,7 +211,8 @@ _ISO2_NEXT: dict[str, set[str]] = {
     "PowerDeliveryReq": {"CurrentDemandReq", "ChargingStatusReq", "WeldingDetectionReq", "ChargeParameterDiscoveryReq",
                          "PowerDeliveryReq"},
     "CurrentDemandReq": {"CurrentDemandReq", "PowerDeliveryReq", "MeteringReceiptReq"},
-    "MeteringReceiptReq": {"CurrentDemandReq", "PowerDeliveryReq"},
+    "MeteringReceiptReq": {"CurrentDemandReq", "PowerDeliveryReq", "ChargingStatusReq"},
+    "ChargingStatusReq": {"ChargingStatusReq", "PowerDeliveryReq", "MeteringReceiptReq"},   # AC charge loop
     "WeldingDetectionReq": {"WeldingDetectionReq"},
 }
 _DIN_NEXT: dict[str, set[str]] = {
@@ -278,6 +281,9 @@ class Secc:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown SECC fault {fault!r}; known: {', '.join(FAULTS)}")
         self.charger = charger or ChargerModel.ccs2_dc(150)
+        if self.charger.is_ac and set(self.protocols) - {"iso2"}:
+            raise ValueError(f"an AC charger speaks ISO 15118-2 AC only here; protocols {self.protocols} "
+                             "include a DC-only one (din / iso20_dc)")
         self.pki = pki
         self.tls = bool(pki) if tls is None else tls
         if self.tls and pki is None:
@@ -487,6 +493,8 @@ class _Session:
         self.ev_max_power: float | None = None
         self.ev_max_current: float | None = None
         self.needs_reported = False
+        self.ac_mode: str | None = None             # AC: the RequestedEnergyTransferMode accepted
+        self.ac_last_status: float | None = None    # AC: monotonic time of the last ChargingStatusReq
 
     # -- wire ----------------------------------------------------------------------------------------
     def _trace(self, direction: str, schema: str, name: str, message: dict, exi: bytes) -> None:
@@ -651,7 +659,10 @@ class _Session:
             await self._reply(payload_type, response_name, self._failed_body(response_name, code))
             self.record.ended_in, self.record.reason = "failed_response", reason
             return
-        handler = getattr(self, f"_{self.protocol}_{name}", None)
+        handler = None
+        if self.charger.is_ac and self.protocol == "iso2":     # AC answers where they differ from DC
+            handler = getattr(self, f"_iso2_ac_{name}", None)
+        handler = handler or getattr(self, f"_{self.protocol}_{name}", None)
         if handler is None:
             await self._reply(payload_type, response_name, self._failed_body(response_name, "FAILED"))
             self.record.ended_in, self.record.reason = "failed_response", f"{name} is not supported by this SECC"
@@ -784,6 +795,20 @@ class _Session:
                                           "EIM_ASResAuthorizationMode": {}},
             })
         body.update(minimal.get(response_name, {}))
+        if self.charger.is_ac and self.protocol == "iso2":
+            body = self._ac_failed_body(response_name, body)
+        return body
+
+    def _ac_failed_body(self, response_name: str, body: dict) -> dict:
+        """The AC variant of a minimal negative answer (AC_EVSEStatus / AC_EVSEChargeParameter)."""
+        if response_name == "ChargeParameterDiscoveryRes":
+            body.pop("DC_EVSEChargeParameter", None)
+            body.update(self._iso2_ac_charge_parameter())
+        elif response_name in ("PowerDeliveryRes", "MeteringReceiptRes"):
+            body.pop("DC_EVSEStatus", None)
+            body["AC_EVSEStatus"] = self._ac_status()
+        elif response_name == "ChargingStatusRes":
+            body["AC_EVSEStatus"] = self._ac_status()
         return body
 
     # -- shared building blocks ---------------------------------------------------------------------
@@ -824,6 +849,9 @@ class _Session:
                 self.secc.trace.event(self.record.peer, f"charging needs not reported: {exc}", "V2G_NOTE")
 
     def _iso2_charge_service(self) -> dict:
+        if self.charger.is_ac:
+            return {"ServiceID": 1, "ServiceName": "AC_DC_Charging", "ServiceCategory": "EVCharging",
+                    "FreeService": False, "SupportedEnergyTransferMode": {"EnergyTransferMode": self._ac_modes()}}
         return {"ServiceID": 1, "ServiceName": "AC_DC_Charging", "ServiceCategory": "EVCharging",
                 "FreeService": False, "SupportedEnergyTransferMode": {"EnergyTransferMode": ["DC_extended"]}}
 
@@ -1133,6 +1161,126 @@ class _Session:
     async def _iso2_SessionStopReq(self, body: dict, exi: bytes) -> dict:
         self.charger.stop_output()
         return {"ResponseCode": "OK"}
+
+    # -- ISO 15118-2 AC (ChargerModel.ac): only the answers that differ from DC ------------------------
+    def _ac_modes(self) -> list[str]:
+        return ["AC_single_phase_core", "AC_three_phase_core"] if self.charger.phases == 3 else ["AC_single_phase_core"]
+
+    def _ac_status(self) -> dict:
+        notification = "StopCharging" if self.charger.rcd else "None"    # a tripped RCD ends the charge
+        return {"NotificationMaxDelay": 0, "EVSENotification": notification, "RCD": self.charger.rcd}
+
+    def _iso2_ac_charge_parameter(self) -> dict:
+        c = self.charger
+        return {"AC_EVSEChargeParameter": {"AC_EVSEStatus": self._ac_status(),
+                                           "EVSENominalVoltage": pv(c.nominal_voltage, "V"),
+                                           "EVSEMaxCurrent": pv(c.ac_max_current, "A")}}
+
+    def _ac_phases_of(self, mode: str | None) -> int:
+        return 1 if mode == "AC_single_phase_core" else self.charger.phases
+
+    async def _iso2_ac_ChargeParameterDiscoveryReq(self, body: dict, exi: bytes) -> dict:
+        name = "ChargeParameterDiscoveryReq"
+        mode = body.get("RequestedEnergyTransferMode")
+        if mode not in self._ac_modes():
+            self.violation("EnergyTransferMode", f"RequestedEnergyTransferMode {mode} was not offered "
+                           f"({self._ac_modes()})", name)
+            return {"ResponseCode": "FAILED_WrongEnergyTransferMode", "EVSEProcessing": "Finished",
+                    **self._iso2_ac_charge_parameter()}
+        ev = body.get("AC_EVChargeParameter")
+        if not isinstance(ev, dict):
+            self.violation("ChargeParameter", f"{mode} without AC_EVChargeParameter", name)
+            return {"ResponseCode": "FAILED_WrongChargeParameter", "EVSEProcessing": "Finished",
+                    **self._iso2_ac_charge_parameter()}
+        max_i, min_i = value_of(ev.get("EVMaxCurrent")), value_of(ev.get("EVMinCurrent"))
+        max_v = value_of(ev.get("EVMaxVoltage"))
+        problem = None
+        if max_i <= 0:
+            problem = f"EVMaxCurrent {max_i:g} A: an EV that charges must accept some current"
+        elif min_i > max_i:
+            problem = f"EVMinCurrent {min_i:g} A exceeds EVMaxCurrent {max_i:g} A"
+        elif max_v <= 0:
+            problem = f"EVMaxVoltage {max_v:g} V"
+        if problem:
+            self.violation("AC_EVChargeParameter", problem, name)
+            return {"ResponseCode": "FAILED_WrongChargeParameter", "EVSEProcessing": "Finished",
+                    **self._iso2_ac_charge_parameter()}
+        self.ac_mode = mode
+        self.ev_max_current, self.ev_max_voltage = max_i, max_v
+        phases = self._ac_phases_of(mode)
+        self.ev_max_power = max_i * self.charger.nominal_voltage * phases
+        await self._report_needs(value_of(ev.get("EAmount"), 0) or None, ev.get("DepartureTime"),
+                                 self.ev_max_power, max_i, max_v)
+        power = await self._power_limit()
+        c = self.charger
+        self.pmax = min(power, c.ac_max_current * c.nominal_voltage * phases)
+        schedule = {"SAScheduleTuple": [{"SAScheduleTupleID": 1, "PMaxSchedule": {"PMaxScheduleEntry": [
+            {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": pv(round(self.pmax), "W")}]}}]}
+        return {"ResponseCode": "OK", "EVSEProcessing": "Finished", "SAScheduleList": schedule,
+                **self._iso2_ac_charge_parameter()}
+
+    async def _iso2_ac_PowerDeliveryReq(self, body: dict, exi: bytes) -> dict:
+        name = "PowerDeliveryReq"
+        if body.get("DC_EVPowerDeliveryParameter") is not None:
+            self.violation("EVPowerDeliveryParameter", "DC_EVPowerDeliveryParameter in an AC session", name)
+        if body.get("ChargeProgress") == "Start":
+            tuple_id = body.get("SAScheduleTupleID")
+            if tuple_id != 1:
+                self.violation("SAScheduleTupleID", f"SAScheduleTupleID {tuple_id} was not offered", name)
+                return {"ResponseCode": "FAILED_TariffSelectionInvalid", "AC_EVSEStatus": self._ac_status()}
+            for entry in (body.get("ChargingProfile") or {}).get("ProfileEntry", []):
+                watts = value_of(entry.get("ChargingProfileEntryMaxPower"))
+                if self.pmax is not None and watts > self.pmax + 1e-6:
+                    self.violation("[V2G2-225]", f"ChargingProfile asks for {watts:g} W, more than PMax "
+                                   f"{self.pmax:g} W of the SAScheduleTuple", name)
+                    return {"ResponseCode": "FAILED_ChargingProfileInvalid", "AC_EVSEStatus": self._ac_status()}
+                phases = entry.get("ChargingProfileEntryMaxNumberOfPhasesInUse")
+                if phases is not None and phases > self._ac_phases_of(self.ac_mode):
+                    self.violation("ChargingProfile", f"{phases} phases in use, the energy transfer mode "
+                                   f"{self.ac_mode} has fewer", name)
+            self.record.charging = True
+            self.ac_last_status = None
+        else:
+            self.charger.stop_output()
+            self.record.charging = False
+        return {"ResponseCode": "OK", "AC_EVSEStatus": self._ac_status()}
+
+    async def _iso2_ac_ChargingStatusReq(self, body: dict, exi: bytes) -> dict:
+        if not self.record.charging:
+            self.violation("ChargingStatus", "ChargingStatusReq while no charge is running "
+                           "(no PowerDeliveryReq Start, or after Stop)", "ChargingStatusReq")
+            return {**self._failed_body("ChargingStatusRes", "FAILED_SequenceError"),
+                    "EVSEMaxCurrent": pv(self.charger.is_ac_max_current, "A")}
+        await self._power_limit()
+        now = time.monotonic()
+        last = self.ac_last_status
+        seconds = min(now - last, 60.0) if last else 0.0
+        self.ac_last_status = now
+        c = self.charger
+        c.ac_step(self.ev_max_current, self._ac_phases_of(self.ac_mode), seconds)
+        return {"ResponseCode": "OK", "EVSEID": self.secc.evse_id, "SAScheduleTupleID": 1,
+                "EVSEMaxCurrent": pv(c.ac_max_current, "A"),
+                "MeterInfo": {"MeterID": "HARNESS-AC-1", "MeterReading": int(c.energy_wh)},
+                "ReceiptRequired": False, "AC_EVSEStatus": self._ac_status()}
+
+    async def _iso2_ac_MeteringReceiptReq(self, body: dict, exi: bytes) -> dict:
+        return {"ResponseCode": "OK", "AC_EVSEStatus": self._ac_status()}
+
+    async def _ac_refuse_dc(self, name: str) -> dict:
+        self.violation("EnergyTransferMode", f"{name} is a DC message; this is an AC session", name)
+        return self._failed_body(name[:-3] + "Res", "FAILED_SequenceError")
+
+    async def _iso2_ac_CableCheckReq(self, body: dict, exi: bytes) -> dict:
+        return await self._ac_refuse_dc("CableCheckReq")
+
+    async def _iso2_ac_PreChargeReq(self, body: dict, exi: bytes) -> dict:
+        return await self._ac_refuse_dc("PreChargeReq")
+
+    async def _iso2_ac_CurrentDemandReq(self, body: dict, exi: bytes) -> dict:
+        return await self._ac_refuse_dc("CurrentDemandReq")
+
+    async def _iso2_ac_WeldingDetectionReq(self, body: dict, exi: bytes) -> dict:
+        return await self._ac_refuse_dc("WeldingDetectionReq")
 
     # -- DIN SPEC 70121 (DC, EIM only) ---------------------------------------------------------------
     async def _din_SessionSetupReq(self, body: dict, exi: bytes) -> dict:

@@ -1,0 +1,165 @@
+"""ISO 15118-2 AC: the harness EVCC (EV) against the harness SECC (an AC wallbox) on ::1, EIM over
+TCP and Plug & Charge over TLS, plus the SECC's checks of what an AC EV sends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from harness.iso15118.charger_model import ChargerModel, ChargerModelError
+from harness.iso15118.ev_model import EvModel, EvModelError
+from harness.iso15118.evcc import Evcc, EvccError, EvccSessionFailed
+from harness.iso15118.messages import number
+from harness.iso15118.secc import Secc
+from _aio import run
+
+
+def test_ac_presets():
+    c = ChargerModel.ac(22)
+    assert (c.is_ac, c.phases, c.max_current, c.ac_max_current, c.nominal_voltage) == (True, 3, 32, 32, 230)
+    assert ChargerModel.ac(11).max_current == 16 and ChargerModel.ac(7.4, phases=1).max_current == 32
+    c.set_power_limit(11_040)
+    assert c.ac_max_current == 16           # the CSMS's limit lowers EVSEMaxCurrent
+    with pytest.raises(ChargerModelError):
+        ChargerModel.ac(50)
+    with pytest.raises(ChargerModelError):
+        ChargerModel.ac(22, phases=2)
+    ev = EvModel.car()
+    assert (ev.ac_max_current, ev.ac_phases, ev.ac_max_voltage) == (32, 3, 400)
+    assert ev.ac_current(16) == 16 and ev.ac_current() == 32
+    with pytest.raises(EvModelError):
+        EvModel(ac_min_current=40)
+    with pytest.raises(ValueError):
+        Secc(("iso2", "din"), charger=ChargerModel.ac(22))
+
+
+async def _session(secc: Secc, *, plan: dict | None = None, auth: str = "eim", pki=None,
+                   ev: EvModel | None = None) -> Evcc:
+    host, port = await secc.start("::1")
+    evcc = Evcc("iso2", ev=ev or EvModel.car(), pki=pki, tls=secc.tls, auth=auth)
+    try:
+        await evcc.connect(host, port, timeout=5)
+        try:
+            await asyncio.wait_for(evcc.run({"loops": 3, "ongoing_interval": 0.01, "loop_interval": 0.01,
+                                             **(plan or {})}), 15)
+        finally:
+            await evcc.close()
+        await secc.wait_session_end(5)
+    finally:
+        await secc.stop()
+    return evcc
+
+
+def _names(evcc: Evcc) -> list[str]:
+    return [x.request_name for x in evcc.exchanges]
+
+
+def test_ac_eim_session_three_phase_over_tcp():
+    secc = Secc(("iso2",), charger=ChargerModel.ac(22, max_current=16))
+    evcc = run(_session(secc, plan={"energy_mode": "AC_three_phase_core"}))
+    assert _names(evcc) == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+                            "PaymentServiceSelectionReq", "AuthorizationReq", "ChargeParameterDiscoveryReq",
+                            "PowerDeliveryReq", "ChargingStatusReq", "ChargingStatusReq", "ChargingStatusReq",
+                            "PowerDeliveryReq", "SessionStopReq"]
+    record = secc.sessions[-1]
+    assert record.ended_in == "SessionStop" and record.auth == "EIM"
+    assert not secc.violations and not [v for x in evcc.exchanges for v in x.violations]
+    cpd = evcc.exchanges[5]
+    assert cpd.request["AC_EVChargeParameter"]["EVMaxCurrent"]["Value"] == 32
+    assert number(cpd.response["AC_EVSEChargeParameter"]["EVSEMaxCurrent"]) == 16
+    start = evcc.exchanges[6].request
+    # the EV's profile stays within the EVSE's 16 A × 230 V × 3
+    assert number(start["ChargingProfile"]["ProfileEntry"][0]["ChargingProfileEntryMaxPower"]) == 11_040
+    status = evcc.exchanges[8].response
+    assert number(status["EVSEMaxCurrent"]) == 16 and "AC_EVSEStatus" in status
+    assert secc.charger.energy_wh > 0 and secc.charger.present_current == 0     # stopped at the end
+
+
+def test_ac_single_phase_chosen_when_the_wallbox_offers_ac_only():
+    secc = Secc(("iso2",), charger=ChargerModel.ac(7.4, phases=1))
+    evcc = run(_session(secc))              # no energy_mode: the EV picks what the wallbox offers
+    cpd = next(x for x in evcc.exchanges if x.request_name == "ChargeParameterDiscoveryReq")
+    assert cpd.request["RequestedEnergyTransferMode"] == "AC_single_phase_core"
+    start = next(x for x in evcc.exchanges if x.request_name == "PowerDeliveryReq")
+    assert start.request["ChargingProfile"]["ProfileEntry"][0]["ChargingProfileEntryMaxNumberOfPhasesInUse"] == 1
+    assert secc.sessions[-1].ended_in == "SessionStop" and not secc.violations
+
+
+def test_ac_pnc_session_over_tls(tmp_path):
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki")
+    secc = Secc(("iso2",), charger=ChargerModel.ac(22), pki=pki)
+    evcc = run(_session(secc, auth="pnc", pki=pki, plan={"energy_mode": "AC_three_phase_core"}))
+    record = secc.sessions[-1]
+    assert record.ended_in == "SessionStop" and record.auth == "PnC" and record.authorized
+    assert record.emaid == pki.emaid and not secc.violations
+    assert "PaymentDetailsReq" in _names(evcc) and _names(evcc).count("ChargingStatusReq") == 3
+
+
+def test_ac_evse_stop_notification_ends_the_loop():
+    secc = Secc(("iso2",), charger=ChargerModel.ac(22))
+    secc.override = {"ChargingStatusReq": {"AC_EVSEStatus": {"EVSENotification": "StopCharging"}}}
+    evcc = run(_session(secc, plan={"energy_mode": "AC_three_phase_core", "loops": 5}))
+    assert _names(evcc).count("ChargingStatusReq") == 1
+    assert _names(evcc)[-2:] == ["PowerDeliveryReq", "SessionStopReq"]
+
+
+def test_secc_refuses_inconsistent_ac_currents():
+    secc = Secc(("iso2",), charger=ChargerModel.ac(22))
+    ev = EvModel.car()
+    ev.ac_min_current = 40                  # above its own EVMaxCurrent (32 A): bypasses validate()
+    with pytest.raises(EvccSessionFailed, match="FAILED_WrongChargeParameter"):
+        run(_session(secc, ev=ev, plan={"energy_mode": "AC_three_phase_core"}))
+    assert any("EVMinCurrent 40 A exceeds EVMaxCurrent 32 A" in v.text for v in secc.violations)
+
+
+def test_secc_refuses_charging_status_before_power_delivery_and_dc_messages():
+    async def scenario(step: str) -> Secc:
+        secc = Secc(("iso2",), charger=ChargerModel.ac(22))
+        host, port = await secc.start("::1")
+        evcc = Evcc("iso2", ev=EvModel.car())
+        try:
+            await evcc.connect(host, port, timeout=5)
+            await evcc.run({"energy_mode": "AC_three_phase_core", "stop_after": "ChargeParameterDiscoveryRes",
+                            "ongoing_interval": 0.01})
+            ex = await evcc.request(step)
+            assert ex.response_code == "FAILED_SequenceError"
+        finally:
+            await evcc.close()
+            await secc.stop()
+        return secc
+
+    secc = run(scenario("ChargingStatusReq"))
+    assert any("ChargingStatusReq after ChargeParameterDiscoveryReq" in v.text for v in secc.violations)
+    secc = run(scenario("CableCheckReq"))
+    assert any("DC message" in v.text for v in secc.violations)
+
+
+def test_ac_profile_over_pmax_is_refused():
+    secc = Secc(("iso2",), charger=ChargerModel.ac(22, max_current=16))
+
+    async def scenario() -> None:
+        host, port = await secc.start("::1")
+        evcc = Evcc("iso2", ev=EvModel.car())
+        try:
+            await evcc.connect(host, port, timeout=5)
+            await evcc.run({"energy_mode": "AC_three_phase_core", "stop_after": "ChargeParameterDiscoveryRes",
+                            "ongoing_interval": 0.01})
+            ex = await evcc.request("PowerDeliveryReq", {"ChargingProfile": {"ProfileEntry": [{
+                "ChargingProfileEntryStart": 0, "ChargingProfileEntryMaxPower": {"Multiplier": 0, "Unit": "W",
+                                                                                 "Value": 22080},
+                "ChargingProfileEntryMaxNumberOfPhasesInUse": 3}]}})
+            assert ex.response_code == "FAILED_ChargingProfileInvalid" and "AC_EVSEStatus" in ex.response
+        finally:
+            await evcc.close()
+            await secc.stop()
+
+    run(scenario())
+    assert any(v.clause.endswith("[V2G2-225]") for v in secc.violations)
+
+
+def test_evcc_rejects_ac_outside_iso2():
+    with pytest.raises(EvccError):
+        run(Evcc("din").run({"energy_mode": "AC_three_phase_core"}))
