@@ -163,3 +163,21 @@ def test_ac_profile_over_pmax_is_refused():
 def test_evcc_rejects_ac_outside_iso2():
     with pytest.raises(EvccError):
         run(Evcc("din").run({"energy_mode": "AC_three_phase_core"}))
+
+
+# -- against the iso15118 package's SECC (network namespaces; skipped with the reason where missing) --
+
+@pytest.mark.slow
+def test_ac_eim_session_against_reference_secc(tmp_path):
+    """The package's simulated EVSE offers DC_extended and AC_three_phase_core (not single phase) and
+    announces EVSENominalVoltage 400 V (line-to-line) with PMax 11 kW: the profile must stay within it."""
+    from test_iso15118_evcc import _sent, _session as reference_session
+
+    ev, secc, _log = reference_session(tmp_path, protocol="iso2", reference_protocol="ISO_15118_2", ev="car",
+                                       plan={"energy_mode": "AC_three_phase_core"})
+    assert _sent(ev) == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+                         "PaymentServiceSelectionReq", "AuthorizationReq", "ChargeParameterDiscoveryReq",
+                         "PowerDeliveryReq", "ChargingStatusReq", "PowerDeliveryReq", "SessionStopReq"]
+    assert all(e["code"].startswith("OK") for e in ev["exchanges"])
+    assert not [v for e in ev["exchanges"] for v in e["violations"]]
+    assert secc["ended_in"] == "SessionStop"

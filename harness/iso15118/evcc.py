@@ -132,6 +132,7 @@ class SessionState:
     parameter_sets: dict[int, list[dict]] = field(default_factory=dict)
     schedule_tuple_id: int | None = None
     dynamic: bool = False
+    pmax: float | None = None                 # -2: PMax of the first SAScheduleTuple's first entry, W
     # CertificateInstallation
     installed_contract: dict | None = None
 
@@ -444,6 +445,9 @@ class Evcc:
         tuples = (body.get("SAScheduleList") or {}).get("SAScheduleTuple", [])
         if tuples:
             self.state.sa_schedule_tuple_id = tuples[0]["SAScheduleTupleID"]
+            entries = (tuples[0].get("PMaxSchedule") or {}).get("PMaxScheduleEntry", [])
+            if entries and isinstance(entries[0].get("PMax"), dict):   # DIN's PMax is a bare number
+                self.state.pmax = m.number(entries[0]["PMax"])
 
     def _absorb_ScheduleExchangeRes(self, body: dict) -> None:
         tuples = (body.get("Scheduled_SEResControlMode") or {}).get("ScheduleTuple", [])
@@ -469,8 +473,7 @@ class Evcc:
         # AC: the EV's on-board charger draws what both allow at the mains voltage
         ev = self.ev
         phases = self._ac_phases()
-        nominal = self.state.evse.get("EVSENominalVoltage") or 230.0
-        ev.step(ev.ac_current(self._evse_max_current()), nominal * phases)
+        ev.step(ev.ac_current(self._evse_max_current()), self._ac_phase_voltage() * phases)
 
     def _step_ev(self, body: dict) -> None:
         current = m.number(body.get("EVSEPresentCurrent")) or 0.0
@@ -717,12 +720,19 @@ class Evcc:
         if not self._stopping:
             # the profile the EV intends to follow: what its on-board charger will draw within the EVSE limit
             phases = self._ac_phases()
-            nominal = self.state.evse.get("EVSENominalVoltage") or 230.0
-            watts = self.ev.ac_power(self.ev.ac_current(self._evse_max_current()), nominal, phases)
+            watts = self.ev.ac_power(self.ev.ac_current(self._evse_max_current()), self._ac_phase_voltage(), phases)
+            if self.state.pmax is not None:     # [V2G2-225]: the profile adheres to PMax of the chosen tuple
+                watts = min(watts, self.state.pmax)
             body["ChargingProfile"] = {"ProfileEntry": [{
                 "ChargingProfileEntryStart": 0, "ChargingProfileEntryMaxPower": m.pv(round(watts), "W"),
                 "ChargingProfileEntryMaxNumberOfPhasesInUse": phases}]}
         return body
+
+    def _ac_phase_voltage(self) -> float:
+        """Phase-to-neutral voltage from EVSENominalVoltage: SECCs send either the phase voltage (230 V)
+        or, for three phases, the line-to-line one (400 V); the EV's power arithmetic needs the former."""
+        nominal = self.state.evse.get("EVSENominalVoltage") or 230.0
+        return nominal / 3 ** 0.5 if nominal > 300 else nominal
 
     def _iso2_ChargingStatusReq(self) -> dict:
         return {}
