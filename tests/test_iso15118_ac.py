@@ -181,3 +181,49 @@ def test_ac_eim_session_against_reference_secc(tmp_path):
     assert all(e["code"].startswith("OK") for e in ev["exchanges"])
     assert not [v for e in ev["exchanges"] for v in e["violations"]]
     assert secc["ended_in"] == "SessionStop"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["AC_three_phase_core", "AC_single_phase_core"])
+def test_reference_evcc_completes_ac_eim_session_at_our_secc(tmp_path, mode):
+    from test_iso15118_secc import _deduplicated, _run_reference_evcc, _skip_without_reference
+
+    _skip_without_reference()
+    result = _run_reference_evcc(tmp_path, {"protocols": ["ISO_15118_2"], "energy_transfer_mode": mode},
+                                 {"protocols": ["iso2"], "charger": {"preset": "ac", "power_kw": 22}})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    assert _deduplicated(result.secc["messages"], "rx") == [
+        "supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq", "PaymentServiceSelectionReq",
+        "AuthorizationReq", "ChargeParameterDiscoveryReq", "PowerDeliveryReq", "ChargingStatusReq",
+        "PowerDeliveryReq", "SessionStopReq"]
+    assert result.secc["violations"] == []
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_ac_pnc_session_over_tls_at_our_secc(tmp_path):
+    from test_iso15118_secc import _deduplicated, _run_reference_evcc_pnc, _skip_without_reference
+
+    _skip_without_reference()
+    pki, result = _run_reference_evcc_pnc(
+        tmp_path, {"protocols": ["ISO_15118_2"], "energy_transfer_mode": "AC_three_phase_core"},
+        {"protocols": ["iso2"], "charger": {"preset": "ac", "power_kw": 22}})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    rx = _deduplicated(result.secc["messages"], "rx")
+    assert rx[4:8] == ["PaymentDetailsReq", "AuthorizationReq", "ChargeParameterDiscoveryReq", "PowerDeliveryReq"]
+    assert "ChargingStatusReq" in rx and "CableCheckReq" not in rx
+    assert result.secc["auth"] == "PnC" and result.secc["emaid"] == pki.emaid and result.secc["violations"] == []
+
+
+@pytest.mark.slow
+def test_ac_pnc_tls12_session_against_reference_secc(tmp_path):
+    from harness.pki.v2g import make_v2g_pki
+    from test_iso15118_evcc import _sent, _session as reference_session
+
+    pki = make_v2g_pki(tmp_path / "pki", "iso2")
+    ev, secc, log = reference_session(tmp_path, protocol="iso2", reference_protocol="ISO_15118_2", auth="pnc",
+                                      tls=True, pki=pki, ev="car", plan={"energy_mode": "AC_three_phase_core"})
+    sent = _sent(ev)
+    assert sent[3:9] == ["PaymentServiceSelectionReq", "PaymentDetailsReq", "AuthorizationReq",
+                         "ChargeParameterDiscoveryReq", "PowerDeliveryReq", "ChargingStatusReq"]
+    assert sent[-1] == "SessionStopReq" and secc["ended_in"] == "SessionStop"
+    assert "FAILED_SignatureError" not in log
