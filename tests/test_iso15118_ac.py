@@ -227,3 +227,24 @@ def test_ac_pnc_tls12_session_against_reference_secc(tmp_path):
                          "ChargeParameterDiscoveryReq", "PowerDeliveryReq", "ChargingStatusReq"]
     assert sent[-1] == "SessionStopReq" and secc["ended_in"] == "SessionStop"
     assert "FAILED_SignatureError" not in log
+
+
+# -- ISO 15118-20 AC (EVCC only: the harness SECC speaks -20 DC) ------------------------------------
+
+@pytest.mark.slow
+def test_iso20_ac_tls13_session_against_reference_secc(tmp_path):
+    from harness.pki.v2g import make_v2g_pki
+    from test_iso15118_evcc import _sent, _session as reference_session
+
+    pki = make_v2g_pki(tmp_path / "pki", "iso20-ec")
+    ev, secc, log = reference_session(tmp_path, protocol="iso20_ac", reference_protocol="ISO_15118_20_AC",
+                                      tls=True, pki=pki, secc_env={"ENABLE_TLS_1_3": "true"},
+                                      tls_group="prime256v1", ev="car")
+    assert _sent(ev) == ["supportedAppProtocolReq", "SessionSetupReq", "AuthorizationSetupReq", "AuthorizationReq",
+                         "ServiceDiscoveryReq", "ServiceDetailReq", "ServiceSelectionReq",
+                         "AC_ChargeParameterDiscoveryReq", "ScheduleExchangeReq", "PowerDeliveryReq",
+                         "AC_ChargeLoopReq", "PowerDeliveryReq", "SessionStopReq"], ev
+    assert all(e["code"].startswith(("OK", "WARNING")) for e in ev["exchanges"])
+    assert not [v for e in ev["exchanges"] for v in e["violations"]]
+    assert secc["ended_in"] == "SessionStop"
+    assert '"SelectedEnergyTransferService":{"ServiceID":1' in log.replace(" ", "")

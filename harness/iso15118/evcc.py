@@ -8,7 +8,8 @@
     await evcc.close()
 
 Protocols: "din" (DIN SPEC 70121 DC, EIM), "iso2" (ISO 15118-2 DC or AC, EIM or PnC), "iso20_dc"
-(ISO 15118-20 DC, scheduled or dynamic mode, EIM or PnC). Request bodies come from the EV model
+(ISO 15118-20 DC, scheduled or dynamic mode, EIM or PnC), "iso20_ac" (ISO 15118-20 AC, scheduled
+mode, EIM or PnC). Request bodies come from the EV model
 and the session state (SessionID, EVSE limits, SAScheduleTupleID, GenChallenge, selected
 services); `overrides` are deep-merged over them, where a value of None deletes that key and
 these pseudo-keys change the frame instead of the body:
@@ -149,8 +150,8 @@ class Evcc:
                  offer: list[str] | None = None, keylog: str | os.PathLike | None = None,
                  peer_name: str | None = None, tls_group: str | None = None) -> None:
         self.info = m.protocol_info(protocol)
-        if self.info.energy != "DC":
-            raise EvccError(f"{protocol}: only the DC protocols are emulated so far")
+        if self.info.energy != "DC" and protocol != "iso20_ac":
+            raise EvccError(f"{protocol}: only the DC protocols and -20 AC are emulated so far")
         if auth not in ("eim", "pnc"):
             raise EvccError(f"auth must be 'eim' or 'pnc', not {auth!r}")
         if auth == "pnc" and pki is None:
@@ -404,7 +405,8 @@ class Evcc:
                     "AC_EVSEChargeParameter"):
             if isinstance(body.get(key), dict):
                 sources.append(body[key])
-        for key in ("Scheduled_DC_CLResControlMode", "Dynamic_DC_CLResControlMode"):
+        for key in ("Scheduled_DC_CLResControlMode", "Dynamic_DC_CLResControlMode", "AC_CPDResEnergyTransferMode",
+                    "Scheduled_AC_CLResControlMode"):
             if isinstance(body.get(key), dict):
                 sources.append(body[key])
         for src in sources:
@@ -807,6 +809,8 @@ class Evcc:
 
     def _iso20_service_id(self) -> int:
         offered = self.state.energy_services
+        if self.protocol == "iso20_ac":
+            return ISO20_SERVICE["AC"]
         preferred = [ISO20_SERVICE["MCS"]] if self.ev.max_current > 500 else []
         for sid in [*preferred, ISO20_SERVICE["DC"]]:
             if sid in offered:
@@ -867,7 +871,8 @@ class Evcc:
         return {"EVProcessing": "Finished", "ChargeProgress": "Start", "EVPowerProfile": {
             "TimeAnchor": int(time.time()), **mode,
             "EVPowerProfileEntries": {"EVPowerProfileEntry": [
-                {"Duration": int(self.ev.departure_s), "Power": m.rational(self.ev.max_power)}]}}}
+                {"Duration": int(self.ev.departure_s), "Power": m.rational(
+                    self._iso20_ac_power() if self.protocol == "iso20_ac" else self.ev.max_power)}]}}}
 
     def _iso20_DC_ChargeLoopReq(self) -> dict:
         ev = self.ev
@@ -895,6 +900,49 @@ class Evcc:
                 "EVMaximumChargeCurrent": m.rational(ev.max_current),
                 "EVMaximumVoltage": m.rational(ev.max_voltage)}
         return body
+
+    # -- ISO 15118-20 AC (scheduled mode) ------------------------------------------------------
+    def _iso20_ac_power(self) -> float:
+        """What the on-board charger draws: its AC current × 230 V × phases, within the EVSE's maximum."""
+        ev = self.ev
+        watts = ev.ac_power(ev.ac_current(), 230.0, ev.ac_phases)
+        evse = self._evse_max_power()
+        return round(min(watts, evse) if evse else watts)
+
+    def _iso20_AC_ChargeParameterDiscoveryReq(self) -> dict:
+        ev = self.ev
+        return {"AC_CPDReqEnergyTransferMode": {
+            "EVMaximumChargePower": m.rational(ev.ac_power(ev.ac_max_current, 230.0, ev.ac_phases)),
+            "EVMinimumChargePower": m.rational(ev.ac_power(ev.ac_min_current, 230.0, 1))}}
+
+    def _iso20_AC_ChargeLoopReq(self) -> dict:
+        ev = self.ev
+        present = self._iso20_ac_power() if not ev.charging_complete else 0
+        return {"DisplayParameters": {"PresentSOC": int(ev.soc), "TargetSOC": int(ev.target_soc),
+                                      "ChargingComplete": ev.charging_complete},
+                "MeterInfoRequested": False,
+                "Scheduled_AC_CLReqControlMode": {
+                    "EVTargetEnergyRequest": m.rational(round(ev.energy_request_wh)),
+                    "EVMaximumChargePower": m.rational(ev.ac_power(ev.ac_max_current, 230.0, ev.ac_phases)),
+                    "EVMinimumChargePower": m.rational(ev.ac_power(ev.ac_min_current, 230.0, 1)),
+                    "EVPresentActivePower": m.rational(present)}}
+
+    def _absorb_AC_ChargeLoopRes(self, body: dict) -> None:
+        self.state.meter_info = body.get("MeterInfo") or self.state.meter_info
+        target = m.number((body.get("Scheduled_AC_CLResControlMode") or {}).get("EVSETargetActivePower"))
+        watts = self._iso20_ac_power() if target is None else min(target, self._iso20_ac_power())
+        self.ev.step(watts / 230.0, 230.0)     # current × voltage = the power drawn
+
+    async def _run_iso20_ac(self) -> None:
+        """-20 AC after ServiceSelection: no cable check, pre-charge or welding detection."""
+        await self._step("AC_ChargeParameterDiscoveryReq")
+        await self._until_finished("ScheduleExchangeReq")
+        await self._step("PowerDeliveryReq")
+        await self._charge_loop("AC_ChargeLoopReq")
+        self._stopping = True
+        await self._step("PowerDeliveryReq")
+        if self._plan.get("session_stop", True):
+            await self._step("SessionStopReq")
 
     def _iso20_DC_WeldingDetectionReq(self) -> dict:
         return {"EVProcessing": "Finished"}
@@ -938,6 +986,8 @@ class Evcc:
         if self._energy_mode not in ("DC_extended", "DC_core", "DC_combo_core", "DC_unique",
                                      "AC_three_phase_core", "AC_single_phase_core"):
             raise EvccError(f"unknown energy_mode {self._energy_mode!r}")
+        if self.protocol == "iso20_ac" and plan.get("dynamic"):
+            raise EvccError("iso20_ac: only the scheduled control mode is emulated")
         if self._is_ac() and self.protocol != "iso2":
             raise EvccError(f"energy_mode {self._energy_mode}: AC is emulated for ISO 15118-2 only")
         self._install = bool(plan.get("install_certificate"))
@@ -1070,6 +1120,9 @@ class Evcc:
         await self._step("ServiceDiscoveryReq")
         await self._step("ServiceDetailReq")
         await self._step("ServiceSelectionReq")
+        if self.protocol == "iso20_ac":
+            await self._run_iso20_ac()
+            return
         await self._step("DC_ChargeParameterDiscoveryReq")
         await self._until_finished("ScheduleExchangeReq")
         await self._until_finished("DC_CableCheckReq")
