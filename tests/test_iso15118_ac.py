@@ -229,7 +229,77 @@ def test_ac_pnc_tls12_session_against_reference_secc(tmp_path):
     assert "FAILED_SignatureError" not in log
 
 
-# -- ISO 15118-20 AC (EVCC only: the harness SECC speaks -20 DC) ------------------------------------
+# -- ISO 15118-20 AC ---------------------------------------------------------------------------------
+
+def test_every_negative_response_of_the_ac_sequences_encodes():
+    """A FAILED_* answer still carries the mandatory elements of its message (-2 AC and -20 AC)."""
+    from harness.iso15118.exi import codec_for
+    from harness.iso15118.secc import _AC_SEQUENCES, _ISO2_NEXT, _ISO20_AC_MESSAGES, SessionRecord, _Session
+
+    secc = Secc(("iso2", "iso20_ac"), charger=ChargerModel.ac(22))
+    for protocol, sequence in {"iso2": _ISO2_NEXT, **_AC_SEQUENCES}.items():
+        session = _Session(secc, SessionRecord(1, "test"), None, None)   # type: ignore[arg-type]
+        session.protocol, session.session_id = protocol, bytes(8)
+        requests = {n for allowed in sequence.values() for n in allowed} | {"SessionStopReq"}
+        for request in sorted(requests - {"CertificateInstallationReq"}):
+            name = request[:-3] + "Res"
+            body = session._failed_body(name, "FAILED")
+            if protocol == "iso20_ac":
+                schema = "iso20_ac" if request[:-3] in _ISO20_AC_MESSAGES else "iso20"
+                message = {name: {"Header": {"SessionID": bytes(8), "TimeStamp": 1}, **body}}
+            else:
+                schema, message = protocol, {"V2G_Message": {"Header": {"SessionID": bytes(8)}, "Body": {name: body}}}
+            assert codec_for(schema).encode(message), (protocol, name)
+
+
+@pytest.mark.parametrize("auth", ["eim", "pnc"])
+def test_iso20_ac_session_over_tls13(tmp_path, auth):
+    from harness.pki.v2g import make_v2g_pki
+
+    pki = make_v2g_pki(tmp_path / "pki", "iso20-ec")
+    secc = Secc(("iso20_ac",), charger=ChargerModel.ac(11), pki=pki)
+
+    async def scenario() -> Evcc:
+        host, port = await secc.start("::1")
+        evcc = Evcc("iso20_ac", ev=EvModel.car(), pki=pki, tls=True, auth=auth)
+        try:
+            await evcc.connect(host, port, timeout=5)
+            await asyncio.wait_for(evcc.run({"loops": 2, "ongoing_interval": 0.01, "loop_interval": 0.01}), 15)
+            await evcc.close()
+            await secc.wait_session_end(5)
+        finally:
+            await evcc.close()
+            await secc.stop()
+        return evcc
+
+    evcc = run(scenario())
+    assert _names(evcc) == ["supportedAppProtocolReq", "SessionSetupReq", "AuthorizationSetupReq", "AuthorizationReq",
+                            "ServiceDiscoveryReq", "ServiceDetailReq", "ServiceSelectionReq",
+                            "AC_ChargeParameterDiscoveryReq", "ScheduleExchangeReq", "PowerDeliveryReq",
+                            "AC_ChargeLoopReq", "AC_ChargeLoopReq", "PowerDeliveryReq", "SessionStopReq"]
+    record = secc.sessions[-1]
+    assert record.ended_in == "SessionStop" and record.auth == ("PnC" if auth == "pnc" else "EIM")
+    assert not secc.violations and not [v for x in evcc.exchanges for v in x.violations]
+    loop = next(x for x in evcc.exchanges if x.request_name == "AC_ChargeLoopReq")
+    # an 11 kW wallbox: the EV draws no more than the EVSE's maximum
+    assert number(loop.request["Scheduled_AC_CLReqControlMode"]["EVPresentActivePower"]) <= 11_040
+    assert secc.charger.energy_wh > 0
+
+
+@pytest.mark.slow
+def test_reference_evcc_completes_iso20_ac_session_at_our_secc(tmp_path):
+    """The package's simulated EV reports a fixed EVPresentActivePower of 200 kW in every AC_ChargeLoopReq,
+    whatever the wallbox allows: our SECC records that (and only that) as a finding."""
+    from test_iso15118_secc import _deduplicated, _run_reference_evcc_pnc, _skip_without_reference
+
+    _skip_without_reference()
+    _pki, result = _run_reference_evcc_pnc(
+        tmp_path, {"protocols": ["ISO_15118_20_AC"], "energy_services": ["AC"], "env": {"ENABLE_TLS_1_3": "true"}},
+        {"protocols": ["iso20_ac"], "tls_group": "prime256v1", "charger": {"preset": "ac", "power_kw": 22}})
+    assert result.secc["ended_in"] == "SessionStop", result.secc
+    rx = _deduplicated(result.secc["messages"], "rx")
+    assert "AC_ChargeParameterDiscoveryReq" in rx and "AC_ChargeLoopReq" in rx and rx[-1] == "SessionStopReq"
+    assert {v["clause"] for v in result.secc["violations"]} <= {"ISO15118-20 EVPresentActivePower"}
 
 @pytest.mark.slow
 def test_iso20_ac_tls13_session_against_reference_secc(tmp_path):

@@ -13,7 +13,8 @@ CertificateInstallationReq, CertificateInstallationRes built and signed locally 
 a hook), ISO 15118-20 DC (scheduled and dynamic control mode, MCS limits from the ChargerModel) and
 DIN SPEC 70121 DC with EIM; with an AC ChargerModel (`ChargerModel.ac(22)`, ISO 15118-2 only) it offers
 AC_three_phase_core / AC_single_phase_core and answers the AC sequence (ChargeParameterDiscovery with
-AC_EVSEChargeParameter, PowerDelivery, the ChargingStatus loop, MeteringReceipt) with EIM or PnC. It checks what the EV sends — message sequence, SessionID, parameters,
+AC_EVSEChargeParameter, PowerDelivery, the ChargingStatus loop, MeteringReceipt) with EIM or PnC, and
+ISO 15118-20 AC ("iso20_ac", scheduled control mode: AC_ChargeParameterDiscovery, AC_ChargeLoop). It checks what the EV sends — message sequence, SessionID, parameters,
 the sequence timeout — and records every deviation as a `Violation` with its clause id. Clause ids
 are the ones the public ISO 15118 stacks cite (the ISO text itself was not at hand).
 
@@ -75,6 +76,7 @@ NAMESPACES = {
     "iso2": ("urn:iso:15118:2:2013:MsgDef", 2),
     "din": ("urn:din:70121:2012:MsgDef", 2),
     "iso20_dc": ("urn:iso:std:iso:15118:-20:DC", 1),
+    "iso20_ac": ("urn:iso:std:iso:15118:-20:AC", 1),     # only with an AC ChargerModel
 }
 PROTOCOL_OF_NAMESPACE = {ns: name for name, (ns, _major) in NAMESPACES.items()}
 
@@ -251,8 +253,21 @@ _ISO20_NEXT: dict[str, set[str]] = {
     "DC_ChargeLoopReq": {"DC_ChargeLoopReq", "PowerDeliveryReq"},
     "DC_WeldingDetectionReq": {"DC_WeldingDetectionReq"},
 }
+# -20 AC: the common messages as in DC, then AC_ChargeParameterDiscovery and the AC_ChargeLoop
+_ISO20_AC_NEXT: dict[str, set[str]] = {
+    **{k: v for k, v in _ISO20_NEXT.items() if not k.startswith("DC_") and k not in ("ServiceSelectionReq",
+                                                                                     "ScheduleExchangeReq",
+                                                                                     "PowerDeliveryReq")},
+    "ServiceSelectionReq": {"AC_ChargeParameterDiscoveryReq"},
+    "AC_ChargeParameterDiscoveryReq": {"ScheduleExchangeReq"},
+    "ScheduleExchangeReq": {"PowerDeliveryReq"},
+    "PowerDeliveryReq": {"AC_ChargeLoopReq", "PowerDeliveryReq", "ScheduleExchangeReq"},
+    "AC_ChargeLoopReq": {"AC_ChargeLoopReq", "PowerDeliveryReq"},
+}
 _SEQUENCES = {"iso2": _ISO2_NEXT, "din": _DIN_NEXT, "iso20_dc": _ISO20_NEXT}
-_CLAUSE = {"iso2": "ISO15118-2", "din": "DIN70121", "iso20_dc": "ISO15118-20"}
+_AC_SEQUENCES = {"iso20_ac": _ISO20_AC_NEXT}      # kept apart: callers of _SEQUENCES expect DC framing
+_CLAUSE = {"iso2": "ISO15118-2", "din": "DIN70121", "iso20_dc": "ISO15118-20", "iso20_ac": "ISO15118-20"}
+_ISO20_AC_MESSAGES = {"AC_ChargeParameterDiscovery", "AC_ChargeLoop"}
 # -20 messages of the DC schema travel as payload type 0x8004, the rest as 0x8002
 _ISO20_DC_MESSAGES = {"DC_ChargeParameterDiscovery", "DC_CableCheck", "DC_PreCharge", "DC_ChargeLoop",
                       "DC_WeldingDetection"}
@@ -281,9 +296,11 @@ class Secc:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown SECC fault {fault!r}; known: {', '.join(FAULTS)}")
         self.charger = charger or ChargerModel.ccs2_dc(150)
-        if self.charger.is_ac and set(self.protocols) - {"iso2"}:
-            raise ValueError(f"an AC charger speaks ISO 15118-2 AC only here; protocols {self.protocols} "
+        if self.charger.is_ac and set(self.protocols) - {"iso2", "iso20_ac"}:
+            raise ValueError(f"an AC charger speaks ISO 15118-2 AC / -20 AC only here; protocols {self.protocols} "
                              "include a DC-only one (din / iso20_dc)")
+        if "iso20_ac" in self.protocols and not self.charger.is_ac:
+            raise ValueError("iso20_ac needs an AC charger (charger=ChargerModel.ac(...))")
         self.pki = pki
         self.tls = bool(pki) if tls is None else tls
         if self.tls and pki is None:
@@ -323,7 +340,7 @@ class Secc:
         assert self.pki is not None
         cert, key = self.pki.chain_paths["secc"], self.pki.key_paths["secc"]
         legacy = any(p in ("iso2", "din") for p in self.protocols)
-        if legacy and "iso20_dc" in self.protocols:
+        if legacy and any(p.startswith("iso20") for p in self.protocols):
             context = self._dual_context(cert, key)
         elif legacy:
             context = tls.iso2_server_context(cert, key, keylog=self.keylog)
@@ -604,11 +621,11 @@ class _Session:
         """The TLS session must fit the edition the EV chose (-2: TLS 1.2; -20: TLS 1.3 + vehicle cert)."""
         ssl_object = self.writer.get_extra_info("ssl_object")
         if ssl_object is None:
-            if self.protocol == "iso20_dc" and self.secc.tls:
+            if self.protocol.startswith("iso20") and self.secc.tls:
                 self.violation("[V2G20-2400] TLS", "ISO 15118-20 session without TLS")
             return
         version = ssl_object.version()
-        if self.protocol == "iso20_dc":
+        if self.protocol.startswith("iso20"):
             if version != "TLSv1.3":
                 self.violation("[V2G20-2458] TLS", f"ISO 15118-20 over {version}, the profile needs TLS 1.3")
             if not ssl_object.getpeercert(binary_form=True):
@@ -625,6 +642,8 @@ class _Session:
         return root
 
     def _schema_for(self, payload_type: int) -> str:
+        if self.protocol == "iso20_ac":
+            return "iso20_ac" if payload_type == PayloadType.AC_MAIN_STREAM else "iso20"
         if self.protocol == "iso20_dc":
             return "iso20_dc" if payload_type == PayloadType.DC_MAIN_STREAM else "iso20"
         return self.protocol
@@ -634,15 +653,18 @@ class _Session:
         try:
             message = codec_for(schema).decode(exi)
         except DecodeError as exc:
-            self.violation("[V2G2-736]" if self.protocol != "iso20_dc" else "EXI",
+            self.violation("[V2G2-736]" if not self.protocol.startswith("iso20") else "EXI",
                            f"undecodable EXI ({schema}): {exc}")
             self.record.ended_in, self.record.reason = "error", f"undecodable request: {exc}"
             return
         name = self._name(message)
         self._trace("rx", schema, name, message, exi)
-        if self.protocol == "iso20_dc":
+        if self.protocol.startswith("iso20"):
             header, body = message[name].get("Header", {}), {k: v for k, v in message[name].items() if k != "Header"}
             expected_type = PayloadType.DC_MAIN_STREAM if name[:-3] in _ISO20_DC_MESSAGES else PayloadType.MAIN_STREAM
+            if self.protocol == "iso20_ac":
+                expected_type = PayloadType.AC_MAIN_STREAM if name[:-3] in _ISO20_AC_MESSAGES \
+                    else PayloadType.MAIN_STREAM
             if payload_type != expected_type:
                 self.violation("Table 12", f"{name} sent with payload type 0x{payload_type:04X}, "
                                f"expected 0x{expected_type:04X}", name)
@@ -663,6 +685,8 @@ class _Session:
         if self.charger.is_ac and self.protocol == "iso2":     # AC answers where they differ from DC
             handler = getattr(self, f"_iso2_ac_{name}", None)
         handler = handler or getattr(self, f"_{self.protocol}_{name}", None)
+        if handler is None and self.protocol == "iso20_ac":     # the common -20 messages: as in DC
+            handler = getattr(self, f"_iso20_dc_{name}", None)
         if handler is None:
             await self._reply(payload_type, response_name, self._failed_body(response_name, "FAILED"))
             self.record.ended_in, self.record.reason = "failed_response", f"{name} is not supported by this SECC"
@@ -704,11 +728,14 @@ class _Session:
         return _deep_merge(response, override)
 
     async def _reply(self, payload_type: int, name: str, body: dict) -> None:
-        if self.protocol == "iso20_dc":
+        if self.protocol.startswith("iso20"):
             schema = "iso20_dc" if name[:-3] in _ISO20_DC_MESSAGES else "iso20"
+            if self.protocol == "iso20_ac":
+                schema = "iso20_ac" if name[:-3] in _ISO20_AC_MESSAGES else "iso20"
             message = {name: {"Header": {"SessionID": self.session_id or bytes(8), "TimeStamp": int(time.time())},
                               **body}}
-            out_type = PayloadType.DC_MAIN_STREAM if schema == "iso20_dc" else PayloadType.MAIN_STREAM
+            out_type = {"iso20_dc": PayloadType.DC_MAIN_STREAM, "iso20_ac": PayloadType.AC_MAIN_STREAM}.get(
+                schema, PayloadType.MAIN_STREAM)
         else:
             schema = self.protocol
             header: dict = {"SessionID": self.session_id or bytes(8)}
@@ -723,14 +750,14 @@ class _Session:
             return None
         sid = header.get("SessionID", b"")
         if self.session_id and sid != self.session_id and self.secc.fault != "secc_ignores_session_id":
-            self.violation("[V2G2-538]" if self.protocol != "iso20_dc" else "SessionID",
+            self.violation("[V2G2-538]" if not self.protocol.startswith("iso20") else "SessionID",
                            f"{name} carries SessionID {bytes(sid).hex()}, the session is {self.session_id.hex()}", name)
             return "FAILED_UnknownSession", f"{name} with unknown SessionID"
-        allowed = _SEQUENCES[self.protocol].get(self.state, set())
+        allowed = {**_SEQUENCES, **_AC_SEQUENCES}[self.protocol].get(self.state, set())
         if name == "SessionStopReq" and self.state:
             return None
         if name not in allowed:
-            self.violation("[V2G2-538]" if self.protocol != "iso20_dc" else "sequence",
+            self.violation("[V2G2-538]" if not self.protocol.startswith("iso20") else "sequence",
                            f"{name} after {self.state or 'supportedAppProtocol'}; expected one of "
                            f"{sorted(allowed) or ['nothing']}", name)
             return "FAILED_SequenceError", f"{name} out of sequence after {self.state}"
@@ -797,6 +824,15 @@ class _Session:
         body.update(minimal.get(response_name, {}))
         if self.charger.is_ac and self.protocol == "iso2":
             body = self._ac_failed_body(response_name, body)
+        if self.protocol == "iso20_ac":
+            body.update({
+                "ServiceDiscoveryRes": {"ServiceRenegotiationSupported": False, "EnergyTransferServiceList": {
+                    "Service": [{"ServiceID": 1, "FreeService": False}]}},
+                "ServiceDetailRes": {"ServiceID": 0, "ServiceParameterList": {
+                    "ParameterSet": self._iso20_ac_parameter_sets()}},
+                "AC_ChargeParameterDiscoveryRes": {"AC_CPDResEnergyTransferMode": self._iso20_ac_cpd_res()},
+                "AC_ChargeLoopRes": {"Scheduled_AC_CLResControlMode": {}},
+            }.get(response_name, {}))
         return body
 
     def _ac_failed_body(self, response_name: str, body: dict) -> dict:
@@ -1281,6 +1317,82 @@ class _Session:
 
     async def _iso2_ac_WeldingDetectionReq(self, body: dict, exi: bytes) -> dict:
         return await self._ac_refuse_dc("WeldingDetectionReq")
+
+    # -- ISO 15118-20 AC (scheduled control mode; the common messages are the DC handlers) -------------
+    def _iso20_ac_parameter_sets(self) -> list[dict]:
+        # ISO 15118-20 AC service parameters: Connector 1 single phase / 2 three phase, ControlMode 1
+        # scheduled, EVSENominalVoltage, MobilityNeedsMode 1, Pricing 0
+        connector = 2 if self.charger.phases == 3 else 1
+        return [{"ParameterSetID": 1, "Parameter": [
+            {"Name": "Connector", "intValue": connector}, {"Name": "ControlMode", "intValue": 1},
+            {"Name": "EVSENominalVoltage", "intValue": int(self.charger.nominal_voltage)},
+            {"Name": "MobilityNeedsMode", "intValue": 1}, {"Name": "Pricing", "intValue": 0}]}]
+
+    def _iso20_ac_cpd_res(self) -> dict:
+        c = self.charger
+        return {"EVSEMaximumChargePower": rn(round(c.available_power)),
+                "EVSEMinimumChargePower": rn(round(c.min_current * c.nominal_voltage)),
+                "EVSENominalFrequency": rn(50)}
+
+    async def _iso20_ac_ServiceDiscoveryReq(self, body: dict, exi: bytes) -> dict:
+        self.offered_services = {1}
+        return {"ResponseCode": "OK", "ServiceRenegotiationSupported": False,
+                "EnergyTransferServiceList": {"Service": [{"ServiceID": 1, "FreeService": False}]}}
+
+    async def _iso20_ac_ServiceDetailReq(self, body: dict, exi: bytes) -> dict:
+        service = body.get("ServiceID")
+        if service not in self.offered_services:
+            self.violation("ServiceID", f"ServiceDetailReq for ServiceID {service} that was not offered",
+                           "ServiceDetailReq")
+            return {"ResponseCode": "FAILED_ServiceIDInvalid", "ServiceID": service or 0,
+                    "ServiceParameterList": {"ParameterSet": self._iso20_ac_parameter_sets()}}
+        return {"ResponseCode": "OK", "ServiceID": service,
+                "ServiceParameterList": {"ParameterSet": self._iso20_ac_parameter_sets()}}
+
+    async def _iso20_ac_ServiceSelectionReq(self, body: dict, exi: bytes) -> dict:
+        selected = body.get("SelectedEnergyTransferService") or {}
+        if selected.get("ServiceID") not in self.offered_services or selected.get("ParameterSetID") != 1:
+            self.violation("ServiceSelection", f"service {selected} was not offered (AC, parameter set 1)",
+                           "ServiceSelectionReq")
+            return {"ResponseCode": "FAILED_ServiceSelectionInvalid"}
+        self.record.control_mode = "Scheduled"
+        return {"ResponseCode": "OK"}
+
+    async def _iso20_ac_AC_ChargeParameterDiscoveryReq(self, body: dict, exi: bytes) -> dict:
+        name = "AC_ChargeParameterDiscoveryReq"
+        await self._power_limit()
+        mode = body.get("AC_CPDReqEnergyTransferMode")
+        if not isinstance(mode, dict):
+            self.violation("EnergyTransferMode", "no AC_CPDReqEnergyTransferMode (BPT was not offered)", name)
+            return {"ResponseCode": "FAILED_WrongChargeParameter", "AC_CPDResEnergyTransferMode": self._iso20_ac_cpd_res()}
+        max_p, min_p = value_of(mode.get("EVMaximumChargePower")), value_of(mode.get("EVMinimumChargePower"))
+        if max_p <= 0 or min_p > max_p:
+            self.violation("AC_CPDReqEnergyTransferMode", f"EVMinimumChargePower {min_p:g} W / "
+                           f"EVMaximumChargePower {max_p:g} W are inconsistent", name)
+            return {"ResponseCode": "FAILED_WrongChargeParameter", "AC_CPDResEnergyTransferMode": self._iso20_ac_cpd_res()}
+        self.ev_max_power = max_p
+        self.ev_max_current = round(max_p / (self.charger.nominal_voltage * self.charger.phases), 1)
+        return {"ResponseCode": "OK", "AC_CPDResEnergyTransferMode": self._iso20_ac_cpd_res()}
+
+    async def _iso20_ac_AC_ChargeLoopReq(self, body: dict, exi: bytes) -> dict:
+        name = "AC_ChargeLoopReq"
+        await self._power_limit()
+        c = self.charger
+        mode = body.get("Scheduled_AC_CLReqControlMode")
+        if not isinstance(mode, dict):
+            self.violation("ControlMode", "AC_ChargeLoopReq without Scheduled_AC_CLReqControlMode "
+                           "(the selected parameter set is scheduled)", name)
+            return {"ResponseCode": "FAILED", "Scheduled_AC_CLResControlMode": {}}
+        present = value_of(mode.get("EVPresentActivePower"))
+        if present > c.available_power * 1.05 + 1e-6:      # 5 %: metering tolerance of the EV's own estimate
+            self.violation("EVPresentActivePower", f"the EV draws {present:g} W, more than EVSEMaximumChargePower "
+                           f"{c.available_power:g} W", name)
+        now = time.monotonic()
+        seconds = min(now - self.ac_last_status, 60.0) if self.ac_last_status else 0.0
+        self.ac_last_status = now
+        c.ac_step(max(present, 0.0) / (c.nominal_voltage * c.phases), c.phases, seconds)
+        return {"ResponseCode": "OK", "EVSETargetFrequency": rn(50),
+                "Scheduled_AC_CLResControlMode": {"EVSETargetActivePower": rn(round(c.available_power))}}
 
     # -- DIN SPEC 70121 (DC, EIM only) ---------------------------------------------------------------
     async def _din_SessionSetupReq(self, body: dict, exi: bytes) -> dict:
