@@ -903,11 +903,15 @@ class Evcc:
 
     # -- ISO 15118-20 AC (scheduled mode) ------------------------------------------------------
     def _iso20_ac_power(self) -> float:
-        """What the on-board charger draws: its AC current × 230 V × phases, within the EVSE's maximum."""
+        """What the on-board charger draws: its AC current × 230 V × phases, the current within what the
+        EVSE's maximum power allows per phase (-20 AC signals power only; absorbed as EVSEMaxCurrent)."""
         ev = self.ev
-        watts = ev.ac_power(ev.ac_current(), 230.0, ev.ac_phases)
-        evse = self._evse_max_power()
-        return round(min(watts, evse) if evse else watts)
+        return round(ev.ac_power(ev.ac_current(self._evse_max_current()), 230.0, ev.ac_phases))
+
+    def _absorb_AC_ChargeParameterDiscoveryRes(self, body: dict) -> None:
+        watts = m.number((body.get("AC_CPDResEnergyTransferMode") or {}).get("EVSEMaximumChargePower"))
+        if watts:
+            self.state.evse["EVSEMaxCurrent"] = round(watts / (230.0 * self.ev.ac_phases), 1)
 
     def _iso20_AC_ChargeParameterDiscoveryReq(self) -> dict:
         ev = self.ev
@@ -988,7 +992,7 @@ class Evcc:
             raise EvccError(f"unknown energy_mode {self._energy_mode!r}")
         if self.protocol == "iso20_ac" and plan.get("dynamic"):
             raise EvccError("iso20_ac: only the scheduled control mode is emulated")
-        if self._is_ac() and self.protocol != "iso2":
+        if self._is_ac() and self.protocol not in ("iso2", "iso20_ac"):
             raise EvccError(f"energy_mode {self._energy_mode}: AC is emulated for ISO 15118-2 only")
         self._install = bool(plan.get("install_certificate"))
         self.state.dynamic = bool(plan.get("dynamic", False))
