@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..api import Fault, Reply
 from . import Feature, feature_state
@@ -85,19 +85,24 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
     return item["component"]["name"], item["variable"]["name"]
 
 
-async def _set_variables(front: "FrontEnd", p: dict[str, Any]) -> Reply:
-    items = p["setVariableData"]
+async def _answer_own_variables(front: "FrontEnd", action: str, p: dict[str, Any], data_key: str,
+                                result_key: str, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Reply:
+    """Answer the items of a Set/GetVariables that name this block's variables with `answer`;
+    pass all others on in one CALL to the handler before this feature, keeping the request's order."""
+    items = p[data_key]
     mine = [i for i in items if _key(i) in (_PASSWORD_VAR, _PRIORITY_VAR)]
     others = [i for i in items if i not in mine]
     done: list[dict[str, Any]] = []
     if others:
-        done = list((await delegate(front, "SetVariables", {**p, "setVariableData": others}, NAME))
-                    .payload["setVariableResult"])
+        done = list((await delegate(front, action, {**p, data_key: others}, NAME)).payload[result_key])
     results = []
     for item in items:
-        if item not in mine:
-            results.append(done.pop(0))
-            continue
+        results.append(answer(item) if item in mine else done.pop(0))
+    return Reply({result_key: results})
+
+
+async def _set_variables(front: "FrontEnd", p: dict[str, Any]) -> Reply:
+    def answer(item: dict[str, Any]) -> dict[str, Any]:
         attr = item.get("attributeType", "Actual")
         if attr != "Actual":
             status = "NotSupportedAttributeType"
@@ -105,9 +110,9 @@ async def _set_variables(front: "FrontEnd", p: dict[str, Any]) -> Reply:
             status = _apply_password(front, item["attributeValue"])
         else:
             status = _set_priority(front, item["attributeValue"])
-        results.append({"attributeType": attr, "attributeStatus": status,
-                        "component": item["component"], "variable": item["variable"]})
-    return Reply({"setVariableResult": results})
+        return {"attributeType": attr, "attributeStatus": status,
+                "component": item["component"], "variable": item["variable"]}
+    return await _answer_own_variables(front, "SetVariables", p, "setVariableData", "setVariableResult", answer)
 
 
 def _set_priority(front: "FrontEnd", text: str) -> str:
@@ -127,18 +132,7 @@ def _set_priority(front: "FrontEnd", text: str) -> str:
 
 
 async def _get_variables(front: "FrontEnd", p: dict[str, Any]) -> Reply:
-    items = p["getVariableData"]
-    mine = [i for i in items if _key(i) in (_PASSWORD_VAR, _PRIORITY_VAR)]
-    others = [i for i in items if i not in mine]
-    done: list[dict[str, Any]] = []
-    if others:
-        done = list((await delegate(front, "GetVariables", {**p, "getVariableData": others}, NAME))
-                    .payload["getVariableResult"])
-    results = []
-    for item in items:
-        if item not in mine:
-            results.append(done.pop(0))
-            continue
+    def answer(item: dict[str, Any]) -> dict[str, Any]:
         attr = item.get("attributeType", "Actual")
         r: dict[str, Any] = {"attributeType": attr, "component": item["component"], "variable": item["variable"]}
         if attr != "Actual":
@@ -149,8 +143,8 @@ async def _get_variables(front: "FrontEnd", p: dict[str, Any]) -> Reply:
             r.update(attributeStatus="Accepted", attributeValue=front.sim.cfg.password or "")
         else:
             r["attributeStatus"] = "Rejected"      # WriteOnly: never read back (A00.FR.2xx)
-        results.append(r)
-    return Reply({"getVariableResult": results})
+        return r
+    return await _answer_own_variables(front, "GetVariables", p, "getVariableData", "getVariableResult", answer)
 
 
 async def _set_network_profile(front: "FrontEnd", p: dict[str, Any]) -> Reply:
