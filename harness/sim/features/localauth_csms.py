@@ -15,7 +15,8 @@ always carries a higher version than the list it builds on (D01.FR.18/19).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..api import Fault
 from . import Feature
@@ -57,41 +58,55 @@ def _entries(sim: "CsmsSimulator", params: dict[str, Any]) -> list[dict[str, Any
     return entries
 
 
-def _send_local_list_201(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> Outgoing:
-    kind = _update_type(sim, params, "2.0.1")
-    data = []
-    for e in _entries(sim, params):
-        token = e["id_token"]
-        item: dict[str, Any] = {"idToken": dict(token) if isinstance(token, dict)
-                                else {"idToken": str(token), "type": e.get("id_token_type", "ISO14443")}}
-        if e.get("status") is not None and not sim.faulty("local_list_missing_status", "2.0.1"):
-            info: dict[str, Any] = {"status": e["status"]}
-            if e.get("expiry"):
-                info["cacheExpiryDateTime"] = e["expiry"]
-            item["idTokenInfo"] = info
-        data.append(item)
-    payload: dict[str, Any] = {"versionNumber": _next_version(sim, st, params, "2.0.1"), "updateType": kind}
-    if data:
-        payload["localAuthorizationList"] = data
-    return "SendLocalList", payload, True
+def _id_token_201(entry: dict[str, Any]) -> dict[str, Any]:
+    token = entry["id_token"]
+    if isinstance(token, dict):
+        return dict(token)
+    return {"idToken": str(token), "type": entry.get("id_token_type", "ISO14443")}
 
 
-def _send_local_list_16(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> Outgoing:
-    kind = _update_type(sim, params, "1.6")
-    data = []
-    for e in _entries(sim, params):
-        token = e["id_token"]
-        item: dict[str, Any] = {"idTag": str(token["idToken"] if isinstance(token, dict) else token)[:20]}
-        if e.get("status") is not None and not sim.faulty("local_list_missing_status", "1.6"):
-            info: dict[str, Any] = {"status": e["status"]}
-            if e.get("expiry"):
-                info["expiryDate"] = e["expiry"]
-            item["idTagInfo"] = info
-        data.append(item)
-    payload: dict[str, Any] = {"listVersion": _next_version(sim, st, params, "1.6"), "updateType": kind}
-    if data:
-        payload["localAuthorizationList"] = data
-    return "SendLocalList", payload, True
+def _id_tag_16(entry: dict[str, Any]) -> str:
+    token = entry["id_token"]
+    return str(token["idToken"] if isinstance(token, dict) else token)[:20]
+
+
+@dataclass(frozen=True)
+class _ListFields:
+    """How one edition spells a SendLocalList: the token, its info, the expiry and the list version."""
+    token: str
+    info: str
+    expiry: str
+    list_version: str
+    token_value: Callable[[dict[str, Any]], Any]
+
+
+_FIELDS = {"2.0.1": _ListFields("idToken", "idTokenInfo", "cacheExpiryDateTime", "versionNumber", _id_token_201),
+           "1.6": _ListFields("idTag", "idTagInfo", "expiryDate", "listVersion", _id_tag_16)}
+
+
+def _send_local_list(version: str) -> Callable[["CsmsSimulator", "StationState", dict[str, Any]], Outgoing]:
+    fields = _FIELDS[version]
+
+    def build(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> Outgoing:
+        kind = _update_type(sim, params, version)
+        data = []
+        for e in _entries(sim, params):
+            item: dict[str, Any] = {fields.token: fields.token_value(e)}
+            if e.get("status") is not None and not sim.faulty("local_list_missing_status", version):
+                info: dict[str, Any] = {"status": e["status"]}
+                if e.get("expiry"):
+                    info[fields.expiry] = e["expiry"]
+                item[fields.info] = info
+            data.append(item)
+        payload: dict[str, Any] = {fields.list_version: _next_version(sim, st, params, version), "updateType": kind}
+        if data:
+            payload["localAuthorizationList"] = data
+        return "SendLocalList", payload, True
+    return build
+
+
+_send_local_list_201 = _send_local_list("2.0.1")
+_send_local_list_16 = _send_local_list("1.6")
 
 
 def _get_local_list_version(sim: "CsmsSimulator", st: "StationState", params: dict[str, Any]) -> Outgoing:
