@@ -318,3 +318,18 @@ def test_iso20_ac_tls13_session_against_reference_secc(tmp_path):
     assert not [v for e in ev["exchanges"] for v in e["violations"]]
     assert secc["ended_in"] == "SessionStop"
     assert '"SelectedEnergyTransferService":{"ServiceID":1' in log.replace(" ", "")
+
+
+def test_smart_charging_limit_lowers_evse_max_current():
+    from harness.iso15118.secc import SeccHooks
+
+    async def limit() -> float:
+        return 6_900.0                       # the CSMS allows 6.9 kW: 10 A per phase at 230 V
+
+    secc = Secc(("iso2",), charger=ChargerModel.ac(22), hooks=SeccHooks(power_limits=limit))
+    evcc = run(_session(secc, plan={"energy_mode": "AC_three_phase_core"}))
+    status = [x.response for x in evcc.exchanges if x.response_name == "ChargingStatusRes"]
+    assert status and all(number(s["EVSEMaxCurrent"]) == 10 for s in status)
+    start = next(x.request for x in evcc.exchanges if x.request_name == "PowerDeliveryReq")
+    assert number(start["ChargingProfile"]["ProfileEntry"][0]["ChargingProfileEntryMaxPower"]) <= 6_900
+    assert not secc.violations
