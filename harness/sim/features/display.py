@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api import Fault, Reply, Setting
 from . import Feature, feature_state
+from ._common import operator_request_id
 
 if TYPE_CHECKING:
     from ..csms import CsmsSimulator, StationState
@@ -174,10 +175,6 @@ async def _display_action(sim: StationSimulator, params: dict[str, Any]) -> dict
 
 # ---- CSMS side -----------------------------------------------------------------------------------
 
-def _request_id(sim: CsmsSimulator, params: dict[str, Any]) -> int:
-    return int(params["request_id"]) if params.get("request_id") is not None else sim.next_remote_start_id()
-
-
 def _op_set_display_message(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     if params.get("id") is None or params.get("content") is None:
         raise ValueError("set_display_message needs id and content")
@@ -196,7 +193,7 @@ def _op_set_display_message(sim: CsmsSimulator, st: StationState, params: dict[s
 
 
 def _op_get_display_messages(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
-    payload: dict[str, Any] = {"requestId": _request_id(sim, params)}
+    payload: dict[str, Any] = {"requestId": operator_request_id(sim, params)}
     if params.get("ids"):
         payload["id"] = [int(i) for i in params["ids"]]
     if not sim.faulty("get_display_messages_drops_filter", V201):   # the bug: always asks for everything

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..api import Fault, Reply, Setting
 from . import Feature, feature_state
+from ._common import add_retry_fields, operator_request_id
 from . import _file_repository as repo
 from ._chain import delegate
 from . import _firmware_images as images
@@ -438,17 +439,6 @@ def _retrieve_time(sim: CsmsSimulator, version: str, params: dict[str, Any]) -> 
     return _utc(when)
 
 
-def _next_request_id(sim: CsmsSimulator, params: dict[str, Any]) -> int:
-    return int(params["request_id"]) if params.get("request_id") is not None else sim.next_remote_start_id()
-
-
-def _retry_fields(params: dict[str, Any], payload: dict[str, Any]) -> None:
-    if params.get("retries") is not None:
-        payload["retries"] = int(params["retries"])
-    if params.get("retry_interval") is not None:
-        payload["retryInterval"] = int(params["retry_interval"])
-
-
 def _op_update_firmware_201(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     fw: dict[str, Any] = {"location": str(params.get("location", DEFAULT_LOCATION)),
                           "retrieveDateTime": _retrieve_time(sim, V201, params)}
@@ -459,8 +449,8 @@ def _op_update_firmware_201(sim: CsmsSimulator, st: StationState, params: dict[s
         fw["signature"] = str(params.get("signature", images.GOOD_SIGNATURE))
         if sim.faulty("update_firmware_missing_signature", V201):
             del fw["signature"]                          # the bug: the signature field is never mapped
-    payload: dict[str, Any] = {"requestId": _next_request_id(sim, params), "firmware": fw}
-    _retry_fields(params, payload)
+    payload: dict[str, Any] = {"requestId": operator_request_id(sim, params), "firmware": fw}
+    add_retry_fields(params, payload)
     csms_record(st)["requests"].append(payload)
     return "UpdateFirmware", payload, True
 
@@ -468,7 +458,7 @@ def _op_update_firmware_201(sim: CsmsSimulator, st: StationState, params: dict[s
 def _op_update_firmware_16(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     payload: dict[str, Any] = {"location": str(params.get("location", DEFAULT_LOCATION)),
                                "retrieveDate": _retrieve_time(sim, V16, params)}
-    _retry_fields(params, payload)
+    add_retry_fields(params, payload)
     csms_record(st)["requests"].append(payload)
     return "UpdateFirmware", payload, True
 
@@ -484,8 +474,8 @@ def _op_signed_update_firmware_16(sim: CsmsSimulator, st: StationState, params: 
     if sim.faulty("update_firmware_missing_signature", V16):
         del fw["signature"]                              # required by the schema: sent anyway, unchecked
         valid = False
-    payload: dict[str, Any] = {"requestId": _next_request_id(sim, params), "firmware": fw}
-    _retry_fields(params, payload)
+    payload: dict[str, Any] = {"requestId": operator_request_id(sim, params), "firmware": fw}
+    add_retry_fields(params, payload)
     csms_record(st)["requests"].append(payload)
     return "SignedUpdateFirmware", payload, valid
 

@@ -26,6 +26,7 @@ from ..api import Fault, Reply
 from . import Feature, feature_state
 from . import _file_repository as repo
 from . import _firmware_images as images
+from ._common import add_retry_fields, operator_request_id
 from .firmware import DEFAULT_LOCATION, trigger_handler
 
 if TYPE_CHECKING:
@@ -142,12 +143,8 @@ def _checksum(sim: CsmsSimulator, params: dict[str, Any]) -> str:
 def _op_publish(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     payload: dict[str, Any] = {"location": str(params.get("location", DEFAULT_LOCATION)),
                                "checksum": _checksum(sim, params),
-                               "requestId": int(params["request_id"]) if params.get("request_id") is not None
-                               else sim.next_remote_start_id()}
-    if params.get("retries") is not None:
-        payload["retries"] = int(params["retries"])
-    if params.get("retry_interval") is not None:
-        payload["retryInterval"] = int(params["retry_interval"])
+                               "requestId": operator_request_id(sim, params)}
+    add_retry_fields(params, payload)
     return "PublishFirmware", payload, True
 
 

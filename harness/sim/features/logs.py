@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..api import Fault, Reply
 from . import Feature, feature_state
 from . import _file_repository as repo
+from ._common import add_retry_fields, operator_request_id
 from .firmware import state as firmware_state, trigger_handler
 
 if TYPE_CHECKING:
@@ -195,10 +196,6 @@ def _record(sim: CsmsSimulator, st: StationState, p: dict[str, Any]) -> dict[str
     return {}
 
 
-def _request_id(sim: CsmsSimulator, params: dict[str, Any]) -> int:
-    return int(params["request_id"]) if params.get("request_id") is not None else sim.next_remote_start_id()
-
-
 def _op_get_log(version: str):
     def build(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
         log_type = str(params.get("log_type", "DiagnosticsLog"))
@@ -209,11 +206,8 @@ def _op_get_log(version: str):
             log["oldestTimestamp"] = str(params["oldest"])
         if params.get("latest"):
             log["latestTimestamp"] = str(params["latest"])
-        payload: dict[str, Any] = {"logType": log_type, "requestId": _request_id(sim, params), "log": log}
-        if params.get("retries") is not None:
-            payload["retries"] = int(params["retries"])
-        if params.get("retry_interval") is not None:
-            payload["retryInterval"] = int(params["retry_interval"])
+        payload: dict[str, Any] = {"logType": log_type, "requestId": operator_request_id(sim, params), "log": log}
+        add_retry_fields(params, payload)
         return "GetLog", payload, True
     return build
 
@@ -221,9 +215,7 @@ def _op_get_log(version: str):
 def _op_get_diagnostics(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
     payload: dict[str, Any] = {"location": str(params.get("location", DEFAULT_DIAGNOSTICS_LOCATION))}
     if not sim.faulty("diagnostics_retries_dropped", V16):      # the bug: retry settings never mapped
-        for key, field_name in (("retries", "retries"), ("retry_interval", "retryInterval")):
-            if params.get(key) is not None:
-                payload[field_name] = int(params[key])
+        add_retry_fields(params, payload)
     for key, field_name in (("start_time", "startTime"), ("stop_time", "stopTime")):
         if params.get(key):
             payload[field_name] = str(params[key])

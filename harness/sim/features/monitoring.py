@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api import Fault, Reply, Setting
 from . import Feature, feature_state
+from ._common import operator_request_id
 
 if TYPE_CHECKING:
     from ..csms import CsmsSimulator, StationState
@@ -409,7 +410,7 @@ def _op_clear_variable_monitoring(sim: CsmsSimulator, st: StationState, params: 
 
 
 def _op_get_monitoring_report(sim: CsmsSimulator, st: StationState, params: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
-    request_id = int(params["request_id"]) if params.get("request_id") is not None else sim.next_remote_start_id()
+    request_id = operator_request_id(sim, params)
     payload: dict[str, Any] = {"requestId": request_id}
     if params.get("criteria") and not sim.faulty("get_monitoring_report_drops_criteria", V201):
         payload["monitoringCriteria"] = [str(c) for c in params["criteria"]]

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..api import Fault, Reply, Setting
+from ..api import Reply, Setting
 from . import Feature, feature_state
+from ._common import csms_fault as _csms, station_fault as _cs
 
 if TYPE_CHECKING:
     from ..csms import CsmsSimulator, StationState
@@ -543,14 +544,6 @@ def _reservation_status_update(sim: CsmsSimulator, st: StationState, p: dict[str
 
 
 # ---- faults -------------------------------------------------------------------------------------
-
-def _cs(name: str, versions: tuple[str, ...], text: str) -> Fault:
-    return Fault(name, "cs", versions, text)
-
-
-def _csms(name: str, versions: tuple[str, ...], text: str) -> Fault:
-    return Fault(name, "csms", versions, text)
-
 
 FEATURE = Feature(
     name="reservation",
