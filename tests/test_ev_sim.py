@@ -12,7 +12,8 @@ import pytest
 from harness.iso15118 import messages as m
 from harness.iso15118.secc import Secc, SeccError
 from harness.sim.api import UnknownFault
-from harness.sim.ev_sim import EV_FAULTS, EvSimConfig, EvSimulator, evse_signals_stop, get_ev_fault
+from harness.iso15118.evcc import evse_signals_stop
+from harness.sim.ev_sim import EV_FAULTS, EvSimConfig, EvSimulator, get_ev_fault
 
 from _aio import run
 
@@ -23,7 +24,7 @@ def test_catalogue_names_and_lookup():
     assert len(EV_FAULTS) >= 15
     for name, fault in EV_FAULTS.items():
         assert fault.name == name and fault.target == "ev" and fault.description
-        assert set(fault.versions) <= {"din", "iso2", "iso20_dc"}
+        assert set(fault.versions) <= {"din", "iso2", "iso20_dc", "iso20_ac"}
     with pytest.raises(UnknownFault, match="ev_skips_precharge"):
         get_ev_fault("no_such_fault")
     with pytest.raises(UnknownFault):

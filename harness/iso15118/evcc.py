@@ -44,6 +44,19 @@ from harness.iso15118.v2gtp import V2gtpError, V2gtpTimeoutError, read_v2gtp, wr
 _DER = serialization.Encoding.DER
 
 
+# The EVSE tells the EV to end the charge loop (EVSENotification, or a status code that means stop).
+STOP_NOTIFICATIONS = frozenset({"StopCharging", "Terminate"})
+STOP_STATUS_CODES = frozenset({"EVSE_Shutdown", "EVSE_EmergencyShutdown", "EVSE_UtilityInterruptEvent",
+                               "EVSE_Malfunction"})
+
+
+def evse_signals_stop(response: dict) -> bool:
+    """Whether a charge-loop response (DC, AC or -20) tells the EV to stop charging."""
+    status = response.get("DC_EVSEStatus") or response.get("AC_EVSEStatus") or response.get("EVSEStatus") or {}
+    return (status.get("EVSENotification") in STOP_NOTIFICATIONS
+            or status.get("EVSEStatusCode") in STOP_STATUS_CODES)
+
+
 class EvccError(Exception):
     """The EVCC could not complete what was asked."""
 
@@ -739,9 +752,8 @@ class Evcc:
     def _iso2_ChargingStatusReq(self) -> dict:
         return {}
 
-    def _ac_stop_signalled(self, exchange: V2gExchange) -> bool:
-        status = exchange.response.get("AC_EVSEStatus") or {}
-        return status.get("EVSENotification") in ("StopCharging", "Terminate")
+    def _stop_signalled(self, exchange: V2gExchange) -> bool:
+        return evse_signals_stop(exchange.response)
 
     def _check_ac_charge_parameters(self, exchange: V2gExchange) -> None:
         """An AC request needs an AC answer: the EVSE charge parameter type follows the requested energy
@@ -1056,10 +1068,8 @@ class Evcc:
         interval = float(self._plan.get("loop_interval", 0.05))
         for _ in range(int(self._plan.get("loops", 3))):
             exchange = await self._step(name)
-            if self.ev.charging_complete:
-                break
-            if name == "ChargingStatusReq" and self._ac_stop_signalled(exchange):
-                break     # AC: the EVSE asks the EV to stop (EVSENotification in AC_EVSEStatus)
+            if self.ev.charging_complete or self._stop_signalled(exchange):
+                break     # full, or the EVSE asks the EV to stop (EVSENotification / a shutdown status)
             await asyncio.sleep(interval)
 
     async def _finish(self, welding: str) -> None:

@@ -79,5 +79,6 @@ class TestCase:
         """The standard the case tests, for reports: "OCPP 2.0.1", "ISO 15118-2", …"""
         if self.ocpp:
             return f"OCPP {self.ocpp}"
-        return {"iso15118-2": "ISO 15118-2", "iso15118-20": "ISO 15118-20", "din70121": "DIN SPEC 70121"}.get(
+        return {"iso15118-2": "ISO 15118-2", "iso15118-20": "ISO 15118-20", "iso15118-20-ac": "ISO 15118-20",
+                "din70121": "DIN SPEC 70121"}.get(
             self.protocol, self.protocol or "ISO 15118")

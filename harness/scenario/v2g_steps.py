@@ -38,7 +38,7 @@ def _dut_errors() -> tuple[type[BaseException], ...]:
 
     return (OSError, asyncio.TimeoutError, EvccSessionFailed, EvccUnexpectedResponse)
 
-_PROTOCOLS = {"iso15118-2": "iso2", "iso15118-20": "iso20_dc", "din70121": "din",
+_PROTOCOLS = {"iso15118-2": "iso2", "iso15118-20": "iso20_dc", "iso15118-20-ac": "iso20_ac", "din70121": "din",
               "iso2": "iso2", "iso20_dc": "iso20_dc", "iso20_ac": "iso20_ac", "din": "din"}
 MAX_REPEATS = 60            # repeat_until: a SECC that stays "Ongoing" longer than this FAILs
 

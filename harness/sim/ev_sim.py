@@ -3,9 +3,9 @@ charger's SECC (role `secc`). It is the harness's own EVCC running its session a
 a catalogue of named faults — the ways real EV communication controllers get the standard
 wrong — so every EVCC case proves it can FAIL.
 
-The clean simulator behaves as a conforming EV where the harness's EVCC autopilot does not yet:
-it ends the charge loop when the SECC signals a stop (EVSENotification StopCharging / Terminate,
-EVSEStatusCode shutdown or malfunction); `ev_stop_ignored` is the autopilot's own behaviour.
+Like the EVCC autopilot, the clean simulator ends the charge loop when the SECC signals a stop
+(EVSENotification StopCharging / Terminate, EVSEStatusCode shutdown or malfunction);
+`ev_stop_ignored` is an EV that only stops after its own loop count.
 
 Per-session choices come from the `plug_in` params, else from `EvSimConfig`:
     preset   EvModel preset (car | truck | mcs_truck)
@@ -25,7 +25,7 @@ from typing import Any
 
 from .api import Fault, UnknownFault, UnknownSimAction
 
-_EDITIONS = ("din", "iso2", "iso20_dc")
+_EDITIONS = ("din", "iso2", "iso20_dc", "iso20_ac")
 
 
 def _ev(name: str, description: str, editions: tuple[str, ...] = _EDITIONS) -> tuple[str, Fault]:
@@ -84,9 +84,6 @@ EV_FAULTS: dict[str, Fault] = dict([
 ])
 
 # EVSE signals that end the charge loop (-2/DIN DC_EVSEStatus, -20 EVSEStatus).
-STOP_NOTIFICATIONS = frozenset({"StopCharging", "Terminate"})
-STOP_STATUS_CODES = frozenset({"EVSE_Shutdown", "EVSE_EmergencyShutdown", "EVSE_UtilityInterruptEvent",
-                               "EVSE_Malfunction"})
 EXCESS_VOLTAGE_V = 30.0
 SLOW_REQUEST_S = 62.0          # just over V2G_SECC_Sequence_Timeout (60 s, -2 / -20 / DIN)
 CHARGE_LOOP_REQUESTS = ("CurrentDemandReq", "DC_ChargeLoopReq")
@@ -98,13 +95,6 @@ def get_ev_fault(name: str) -> Fault:
         return EV_FAULTS[name]
     except KeyError:
         raise UnknownFault(f"no ev fault named {name!r}; valid: {', '.join(sorted(EV_FAULTS))}") from None
-
-
-def evse_signals_stop(response: dict) -> bool:
-    """Whether a charge-loop response tells the EV to stop charging."""
-    status = response.get("DC_EVSEStatus") or response.get("EVSEStatus") or {}
-    return (status.get("EVSENotification") in STOP_NOTIFICATIONS
-            or status.get("EVSEStatusCode") in STOP_STATUS_CODES)
 
 
 def _faulty_evcc_class() -> type:
@@ -187,15 +177,10 @@ def _faulty_evcc_class() -> type:
                 return None
             return await super()._step(name, *args, **kw)
 
-        async def _charge_loop(self, name: str) -> None:
-            if self.fault == "ev_stop_ignored" or name not in CHARGE_LOOP_REQUESTS:
-                return await super()._charge_loop(name)          # AC's ChargingStatus loop: the EVCC's own
-            interval = float(self._plan.get("loop_interval", 0.05))
-            for _ in range(int(self._plan.get("loops", 3))):
-                exchange = await self._step(name)
-                if self.ev.charging_complete or evse_signals_stop(exchange.response):
-                    break
-                await asyncio.sleep(interval)
+        def _stop_signalled(self, exchange: Any) -> bool:                    # type: ignore[override]
+            if self.fault == "ev_stop_ignored":
+                return False                          # the bug: only its own loop count ends the charge loop
+            return super()._stop_signalled(exchange)
 
         async def request(self, name: str, overrides: dict | None = None, timeout: float | None = None,
                           **kw: Any) -> Any:                                           # type: ignore[override]
