@@ -37,20 +37,10 @@ from harness.iso15118.evcc import (
 from harness.iso15118.exi import codec_for
 from harness.iso15118.v2gtp import read_v2gtp, write_v2gtp
 from harness.ocpp.trace import Trace
-from harness.pki.v2g import make_v2g_pki
 from _aio import run
+from _v2g import pki2, pki20  # noqa: F401  (module-wide V2G PKI fixtures)
 
 SID = bytes.fromhex("4a1b2c3d4e5f6071")
-
-
-@pytest.fixture(scope="module")
-def pki2(tmp_path_factory):
-    return make_v2g_pki(tmp_path_factory.mktemp("pki2"), "iso2")
-
-
-@pytest.fixture(scope="module")
-def pki20(tmp_path_factory):
-    return make_v2g_pki(tmp_path_factory.mktemp("pki20"), "iso20-ec")
 
 
 # -- messages.py ---------------------------------------------------------------------------------
