@@ -587,21 +587,24 @@ class Evcc:
     def _din_ContractAuthenticationReq(self) -> dict:
         return {}
 
-    def _din_ChargeParameterDiscoveryReq(self) -> dict:
+    def _dc_ev_charge_parameter(self) -> dict:
+        """DC_EVChargeParameter as DIN 70121 and ISO 15118-2 share it (-2 adds DepartureTime)."""
         ev = self.ev
-        return {"EVRequestedEnergyTransferType": "DC_extended", "DC_EVChargeParameter": {
-            "DC_EVStatus": self._dc_status(),
-            "EVMaximumCurrentLimit": m.pv(ev.max_current, "A"),
-            "EVMaximumPowerLimit": m.pv(ev.max_power, "W"),
-            "EVMaximumVoltageLimit": m.pv(ev.max_voltage, "V"),
-            "EVEnergyCapacity": m.pv(ev.capacity_wh, "Wh"),
-            "EVEnergyRequest": m.pv(ev.energy_request_wh, "Wh"),
-            "FullSOC": int(ev.full_soc), "BulkSOC": int(ev.bulk_soc)}}
+        return {"DC_EVStatus": self._dc_status(),
+                "EVMaximumCurrentLimit": m.pv(ev.max_current, "A"),
+                "EVMaximumPowerLimit": m.pv(ev.max_power, "W"),
+                "EVMaximumVoltageLimit": m.pv(ev.max_voltage, "V"),
+                "EVEnergyCapacity": m.pv(ev.capacity_wh, "Wh"),
+                "EVEnergyRequest": m.pv(ev.energy_request_wh, "Wh"),
+                "FullSOC": int(ev.full_soc), "BulkSOC": int(ev.bulk_soc)}
 
-    def _din_CableCheckReq(self) -> dict:
+    def _din_ChargeParameterDiscoveryReq(self) -> dict:
+        return {"EVRequestedEnergyTransferType": "DC_extended", "DC_EVChargeParameter": self._dc_ev_charge_parameter()}
+
+    def _din_CableCheckReq(self) -> dict:       # the same body in ISO 15118-2
         return {"DC_EVStatus": self._dc_status()}
 
-    def _din_PreChargeReq(self) -> dict:
+    def _din_PreChargeReq(self) -> dict:        # the same body in ISO 15118-2
         return {"DC_EVStatus": self._dc_status(), "EVTargetVoltage": m.pv(self.ev.battery_voltage, "V"),
                 "EVTargetCurrent": m.pv(self.ev.precharge_current, "A")}
 
@@ -660,23 +663,11 @@ class Evcc:
                 "ListOfRootCertificateIDs": {"RootCertificateID": roots}}
 
     def _iso2_ChargeParameterDiscoveryReq(self) -> dict:
-        ev = self.ev
         return {"RequestedEnergyTransferMode": self._energy_mode,
-                "DC_EVChargeParameter": {
-                    "DepartureTime": int(ev.departure_s), "DC_EVStatus": self._dc_status(),
-                    "EVMaximumCurrentLimit": m.pv(ev.max_current, "A"),
-                    "EVMaximumPowerLimit": m.pv(ev.max_power, "W"),
-                    "EVMaximumVoltageLimit": m.pv(ev.max_voltage, "V"),
-                    "EVEnergyCapacity": m.pv(ev.capacity_wh, "Wh"),
-                    "EVEnergyRequest": m.pv(ev.energy_request_wh, "Wh"),
-                    "FullSOC": int(ev.full_soc), "BulkSOC": int(ev.bulk_soc)}}
+                "DC_EVChargeParameter": {"DepartureTime": int(self.ev.departure_s), **self._dc_ev_charge_parameter()}}
 
-    def _iso2_CableCheckReq(self) -> dict:
-        return {"DC_EVStatus": self._dc_status()}
-
-    def _iso2_PreChargeReq(self) -> dict:
-        return {"DC_EVStatus": self._dc_status(), "EVTargetVoltage": m.pv(self.ev.battery_voltage, "V"),
-                "EVTargetCurrent": m.pv(self.ev.precharge_current, "A")}
+    _iso2_CableCheckReq = _din_CableCheckReq
+    _iso2_PreChargeReq = _din_PreChargeReq
 
     def _iso2_PowerDeliveryReq(self) -> dict:
         stopping = self._stopping
