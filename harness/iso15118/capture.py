@@ -44,6 +44,7 @@ from .sdp import SdpExchange
 
 PCAP_HEADER_BYTES = 24
 DUMPCAP_START_BOUND = 5.0
+CAPTURE_SETTLE_S = 0.3          # after dumpcap's header: its capture loop is running by then
 
 
 class CaptureError(RuntimeError):
@@ -71,6 +72,9 @@ def start_dumpcap(iface: str, path: Path, log_path: Path) -> subprocess.Popen:
             stop_dumpcap(process)
             raise CaptureError(f"dumpcap did not start on {iface}: {log_path.read_text(errors='replace')}")
         time.sleep(0.02)
+    # The header can be on disk a moment before the capture loop runs; on a busy machine the
+    # EV's first SDP multicast was lost in that gap (seen in CI), so give it a little more.
+    time.sleep(CAPTURE_SETTLE_S)
     return process
 
 
