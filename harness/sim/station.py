@@ -580,7 +580,7 @@ class StationSimulator:
         return fut
 
     @property
-    def _answer_hooks(self) -> list[features.Feature]:
+    def _answer_hooks(self) -> tuple[features.Feature, ...]:
         return features.with_hook("answered")
 
     def _answered(self, action: str, payload: dict[str, Any], response: dict[str, Any] | None) -> None:

@@ -85,9 +85,11 @@ def all_features() -> tuple[Feature, ...]:
     return tuple(sorted(found, key=lambda f: (f.order, f.name)))
 
 
-def with_hook(hook: str) -> list[Feature]:
-    """The features that define `hook` (e.g. "token_gate"), for the core to call in order."""
-    return [f for f in all_features() if getattr(f, hook) is not None]
+@lru_cache(maxsize=None)
+def with_hook(hook: str) -> tuple[Feature, ...]:
+    """The features that define `hook` (e.g. "token_gate"), for the core to call in order.
+    Cached: the station calls this for every CALL it queues (fleet runs send thousands a second)."""
+    return tuple(f for f in all_features() if getattr(f, hook) is not None)
 
 
 def station_handlers(version: str) -> dict[str, StationHandler]:
